@@ -1,0 +1,32 @@
+"""Model registry, factory and families."""
+from . import res2net
+from .features import FeatureExtractor
+from .helpers import build_model_with_cfg, load_model_checkpoint, load_pretrained
+from .model_factory import create_model
+from .registry import (
+    get_pretrained_cfg,
+    is_model,
+    is_model_in_modules,
+    is_model_pretrained,
+    list_models,
+    list_modules,
+    model_entrypoint,
+    register_model,
+)
+from .res2net import *  # noqa: F401,F403  (the Res2Net class and every registered entrypoint)
+
+__all__ = [
+    "create_model",
+    "list_models",
+    "list_modules",
+    "is_model",
+    "is_model_in_modules",
+    "is_model_pretrained",
+    "model_entrypoint",
+    "register_model",
+    "get_pretrained_cfg",
+    "build_model_with_cfg",
+    "load_pretrained",
+    "load_model_checkpoint",
+    "FeatureExtractor",
+] + list(res2net.__all__)

@@ -1,0 +1,266 @@
+"""One build path for every model: instantiate, load weights (published or local), wrap for features.
+
+``build_model_with_cfg`` is what a family's ``_create_*`` calls; model files never load weights
+themselves. Loading is strict: a missing, unexpected or mis-shaped parameter is an error that lists
+them, with two deliberate exceptions (a differing class count drops the classifier when loading
+*published* weights, and a different ``in_channels`` adapts the first convolution).
+"""
+import logging
+import os
+import re
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+from urllib.parse import urlparse
+
+import numpy as np
+
+import mindspore as ms
+from mindspore import nn
+
+from ..utils.errors import CheckpointError, ConfigError, DownloadError
+from .features import FeatureExtractor
+from .registry import list_models
+
+__all__ = [
+    "build_model_with_cfg",
+    "load_pretrained",
+    "load_model_checkpoint",
+    "load_params_into_model",
+    "adapt_input_conv",
+    "pretrained_url_sha256_prefix",
+]
+
+_logger = logging.getLogger(__name__)
+
+# Entries of training checkpoints that are not model weights: optimizer/loss-scale/schedule state
+# written by MindSpore's optimizers and our trainer. A key that is not a model parameter and ends
+# with ".<model parameter name>" (e.g. "moments.conv1.weight") is optimizer state too.
+_TRAINING_STATE_KEYS = re.compile(
+    r"^(learning_rate|global_step|scale_sense|loss_scale.*|beta1_power|beta2_power|epoch.*|step.*|"
+    r"current_iterator_step|last_overflow_iterator_step|cur_step_num|best_.*|__.*|"
+    r"accumulation_.*|rng_.*|ema_.*|train_.*)$"
+)
+
+
+def pretrained_url_sha256_prefix(url: str) -> Optional[str]:
+    """The SHA-256 prefix that upstream MindCV writes into weight file names (``name-<8 hex>.ckpt``)."""
+    stem = os.path.splitext(os.path.basename(urlparse(url).path))[0]
+    match = re.search(r"-([0-9a-f]{8,64})$", stem)
+    return match.group(1) if match else None
+
+
+def adapt_input_conv(in_channels: int, weight: np.ndarray) -> np.ndarray:
+    """Adapt RGB first-conv weights (O, 3, kH, kW) to ``in_channels`` inputs.
+
+    One channel sums the RGB filters (a grey image equals R=G=B, so the response is preserved).
+    More channels repeat the RGB filters cyclically and rescale by 3/in_channels, which keeps the
+    activation magnitude for inputs whose channels have RGB-like statistics.
+    """
+    if weight.ndim != 4:
+        raise CheckpointError(f"first conv weight must be 4-D (O, I, kH, kW), got shape {weight.shape}")
+    if in_channels == weight.shape[1]:
+        return weight
+    if weight.shape[1] != 3:
+        raise CheckpointError(
+            f"cannot adapt a first conv with {weight.shape[1]} input channels to {in_channels}; "
+            "only RGB (3-channel) weights can be adapted"
+        )
+    if in_channels == 1:
+        return weight.sum(axis=1, keepdims=True)
+    reps = int(np.ceil(in_channels / 3))
+    return np.tile(weight, (1, reps, 1, 1))[:, :in_channels] * (3.0 / in_channels)
+
+
+def _to_numpy(value: Any) -> np.ndarray:
+    if isinstance(value, np.ndarray):
+        return value
+    if hasattr(value, "asnumpy"):
+        return value.asnumpy()
+    return np.asarray(value)
+
+
+def _model_param_shapes(model: nn.Cell) -> Dict[str, Tuple[int, ...]]:
+    return {p.name: tuple(p.shape) for p in model.get_parameters()}
+
+
+def _is_training_state(key: str, model_keys: Iterable[str]) -> bool:
+    if _TRAINING_STATE_KEYS.match(key):
+        return True
+    return any(key.endswith("." + k) for k in model_keys)
+
+
+def _summarise(names: Sequence[str], limit: int = 6) -> str:
+    names = list(names)
+    shown = ", ".join(names[:limit])
+    return shown + (f" (+{len(names) - limit} more)" if len(names) > limit else "")
+
+
+def load_params_into_model(
+    model: nn.Cell,
+    params: Dict[str, Any],
+    strict: bool = True,
+    ignore_missing: Sequence[str] = (),
+    source: str = "checkpoint",
+) -> None:
+    """Copy ``params`` (name -> array/Tensor/Parameter) into ``model``, checking names and shapes.
+
+    Training state (optimizer moments, step counters, loss scale) found next to the weights is
+    ignored. With ``strict``, missing or unexpected weights are an error; shape mismatches always
+    are. ``ignore_missing`` names module prefixes allowed to be absent (a dropped classifier).
+    Nothing in the model changes unless every check passes.
+    """
+    shapes = _model_param_shapes(model)
+    weights = {k: v for k, v in params.items() if k in shapes}
+    unexpected = [k for k in params if k not in shapes and not _is_training_state(k, shapes)]
+    missing = [
+        k for k in shapes if k not in weights and not any(k == p or k.startswith(p + ".") for p in ignore_missing)
+    ]
+    mismatched = [
+        f"{k}: {tuple(_to_numpy(v).shape)} vs model {shapes[k]}"
+        for k, v in weights.items()
+        if tuple(_to_numpy(v).shape) != shapes[k]
+    ]
+    problems = []
+    if mismatched:
+        problems.append(f"shape mismatch for {_summarise(mismatched, 3)}")
+    if strict and missing:
+        problems.append(f"missing {len(missing)} weights: {_summarise(missing)}")
+    if strict and unexpected:
+        problems.append(f"{len(unexpected)} unexpected weights: {_summarise(unexpected)}")
+    if not weights:
+        problems.append("it holds none of this model's weights")
+    if problems:
+        raise CheckpointError(
+            f"{source} does not fit this model: " + "; ".join(problems) + ". Check that it was saved for the same "
+            "model name and num_classes (to fine-tune with another class count, start from --pretrained weights)"
+        )
+    for p in model.get_parameters():
+        if p.name in weights:
+            p.set_data(ms.Tensor(_to_numpy(weights[p.name]).astype(ms.dtype_to_nptype(p.dtype), copy=False)))
+
+
+def _read(path: str) -> Dict[str, Any]:
+    from ..utils.checkpoint import read_checkpoint  # late: keeps `import mindcv.models` light
+
+    return read_checkpoint(path)
+
+
+def load_model_checkpoint(model: nn.Cell, checkpoint_path: str, strict: bool = True, ema: bool = False) -> None:
+    """Load a local ``.ckpt`` or ``.safetensors`` into ``model`` strictly.
+
+    Args:
+        model: the network (before any features wrapper).
+        checkpoint_path: the file; a training checkpoint (with optimizer state) works too.
+        strict: require every model weight to be present and nothing foreign.
+        ema: load the EMA weights (``ema.<name>`` entries written by the trainer) instead.
+    """
+    if not checkpoint_path:
+        raise CheckpointError("empty checkpoint path; pass --ckpt_path /path/to/model.ckpt")
+    params = _read(checkpoint_path)
+    if ema:
+        ema_params = {k[len("ema.") :]: v for k, v in params.items() if k.startswith("ema.")}
+        if not ema_params:
+            raise CheckpointError(
+                f"checkpoint '{checkpoint_path}' holds no EMA weights (no 'ema.*' entries); "
+                "drop --ema or train with --ema"
+            )
+        params = ema_params
+    load_params_into_model(model, params, strict=strict, source=f"checkpoint '{checkpoint_path}'")
+    _logger.info("loaded %s into %s", checkpoint_path, type(model).__name__)
+
+
+def load_pretrained(
+    model: nn.Cell,
+    pretrained_cfg: Dict[str, Any],
+    num_classes: int = 1000,
+    in_channels: int = 3,
+    cache_dir: Optional[str] = None,
+) -> None:
+    """Download (or reuse from the cache) the published weights and load them.
+
+    The file's SHA-256 must start with the hex digits in its name. A different ``num_classes`` keeps
+    the freshly initialised classifier; ``in_channels != 3`` adapts the first conv; everything else
+    must match exactly.
+    """
+    from ..utils.download import download_url, get_cache_dir
+
+    url = pretrained_cfg.get("url", "")
+    name = pretrained_cfg.get("architecture", type(model).__name__)
+    if not url:
+        raise ConfigError(
+            f"no pretrained weights are published for '{name}'; models with weights: "
+            f"{', '.join(list_models(pretrained=True))}. Drop --pretrained or pass --ckpt_path"
+        )
+    root = cache_dir or get_cache_dir("models")
+    try:
+        path = download_url(url, root=root, sha256_prefix=pretrained_url_sha256_prefix(url))
+    except DownloadError as e:
+        raise DownloadError(f"{e} (or train without --pretrained / pass --ckpt_path to a local checkpoint)") from None
+    params = _read(path)
+    params = {k: v for k, v in params.items() if not _is_training_state(k, [])}
+
+    first_conv = pretrained_cfg.get("first_conv")
+    if in_channels != 3 and first_conv:
+        key = f"{first_conv}.weight"
+        if key not in params:
+            raise CheckpointError(f"pretrained weights {path} lack the first conv '{key}' named by the model config")
+        params[key] = adapt_input_conv(in_channels, _to_numpy(params[key]))
+        _logger.info("adapted pretrained %s to %d input channels", key, in_channels)
+
+    classifier = pretrained_cfg.get("classifier")
+    ignore_missing: Tuple[str, ...] = ()
+    if classifier and num_classes != pretrained_cfg.get("num_classes", 1000):
+        dropped = [k for k in params if k == classifier or k.startswith(classifier + ".")]
+        for k in dropped:
+            params.pop(k)
+        _logger.info(
+            "num_classes=%d differs from the pretrained %d: classifier %s left freshly initialised",
+            num_classes,
+            pretrained_cfg.get("num_classes", 1000),
+            ", ".join(dropped),
+        )
+        ignore_missing = (classifier,)
+    load_params_into_model(
+        model, params, strict=True, ignore_missing=ignore_missing, source=f"pretrained weights {path}"
+    )
+
+
+def build_model_with_cfg(
+    model_cls: Callable[..., nn.Cell],
+    variant: str,
+    pretrained: bool,
+    pretrained_cfg: Dict[str, Any],
+    features_only: bool = False,
+    out_indices: Optional[Sequence[int]] = None,
+    checkpoint_path: str = "",
+    **kwargs: Any,
+) -> nn.Cell:
+    """Instantiate ``model_cls(**kwargs)``, load weights, then apply the features wrapper.
+
+    Args:
+        model_cls: the model class.
+        variant: the registered name (recorded in the cfg and used in messages).
+        pretrained: load the published weights named by ``pretrained_cfg['url']``.
+        pretrained_cfg: the variant's entry of ``default_cfgs``.
+        features_only: return a :class:`FeatureExtractor` giving the stem and stage outputs.
+        out_indices: which of ``model.feature_info`` to return (default all).
+        checkpoint_path: a local checkpoint to load strictly after construction.
+        **kwargs: constructor arguments.
+    """
+    cfg = dict(pretrained_cfg, architecture=variant)
+    if pretrained and not cfg.get("url"):
+        raise ConfigError(
+            f"no pretrained weights are published for '{variant}'; models with weights: "
+            f"{', '.join(list_models(pretrained=True))}. Drop --pretrained or pass --ckpt_path"
+        )
+    model = model_cls(**kwargs)
+    model.pretrained_cfg = cfg
+    model.default_cfg = cfg  # upstream MindCV spelling
+    if pretrained:
+        load_pretrained(
+            model, cfg, num_classes=kwargs.get("num_classes", 1000), in_channels=kwargs.get("in_channels", 3)
+        )
+    if checkpoint_path:
+        load_model_checkpoint(model, checkpoint_path)
+    if features_only:
+        model = FeatureExtractor(model, out_indices=out_indices)
+    return model

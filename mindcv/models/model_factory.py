@@ -1,0 +1,54 @@
+"""``create_model``: the one public way to build a registered model."""
+from typing import Any, Optional
+
+from mindspore import nn
+
+from ..utils.errors import ConfigError
+from .registry import model_entrypoint
+
+__all__ = ["create_model"]
+
+
+def create_model(
+    model_name: str,
+    num_classes: int = 1000,
+    pretrained: bool = False,
+    in_channels: int = 3,
+    checkpoint_path: Optional[str] = "",
+    **kwargs: Any,
+) -> nn.Cell:
+    """Build a registered model, optionally with published or local weights.
+
+    Args:
+        model_name: a name from :func:`mindcv.models.list_models`, e.g. ``"res2net50"``.
+        num_classes: classifier outputs; 0 gives a model returning pooled features. With
+            ``pretrained`` and a different count than the weights', the classifier is re-initialised.
+        pretrained: download (or take from the cache) and load the published weights.
+        in_channels: input channels; pretrained first-conv weights are adapted when not 3.
+        checkpoint_path: a local ``.ckpt``/``.safetensors`` to load strictly (exclusive with
+            ``pretrained``). A missing or corrupt file is an error, never random weights.
+        **kwargs: model options (``drop_rate``, ``drop_path_rate``, ``features_only``, ``out_indices``,
+            ``output_stride``, ``zero_init_last``, ...). ``None`` values are dropped so that unset
+            command-line options leave the model's defaults alone.
+
+    Returns:
+        The model, in training mode as MindSpore cells start.
+    """
+    kwargs = {k: v for k, v in kwargs.items() if v is not None}
+    entrypoint = model_entrypoint(model_name)  # raises with close matches for an unknown name
+    if pretrained and checkpoint_path:
+        raise ConfigError(
+            f"both pretrained=True and checkpoint_path='{checkpoint_path}' given for '{model_name}'; "
+            "use one of them (drop --pretrained to load your own checkpoint)"
+        )
+    if num_classes is None:
+        num_classes = 1000
+    if in_channels is None:
+        in_channels = 3
+    return entrypoint(
+        pretrained=bool(pretrained),
+        num_classes=num_classes,
+        in_channels=in_channels,
+        checkpoint_path=checkpoint_path or "",
+        **kwargs,
+    )
