@@ -139,9 +139,11 @@ def load_params_into_model(
 
 
 def _read(path: str) -> Dict[str, Any]:
-    from ..utils.checkpoint import read_checkpoint  # late: keeps `import mindcv.models` light
+    """Tensors of a checkpoint file (metadata written by the trainer is left out)."""
+    from ..utils.checkpoint import read_checkpoint, split_checkpoint
 
-    return read_checkpoint(path)
+    tensors, _ = split_checkpoint(read_checkpoint(path))
+    return tensors
 
 
 def load_model_checkpoint(model: nn.Cell, checkpoint_path: str, strict: bool = True, ema: bool = False) -> None:
@@ -194,7 +196,7 @@ def load_pretrained(
     try:
         path = download_url(url, root=root, sha256_prefix=pretrained_url_sha256_prefix(url))
     except DownloadError as e:
-        raise DownloadError(f"{e} (or train without --pretrained / pass --ckpt_path to a local checkpoint)") from None
+        raise DownloadError(f"{e}; or pass --ckpt_path FILE (or drop --pretrained)") from None
     params = _read(path)
     params = {k: v for k, v in params.items() if not _is_training_state(k, [])}
 
