@@ -1,0 +1,30 @@
+"""Datasets, transforms and loaders on ``mindspore.dataset``.
+
+Typical use::
+
+    from mindcv.data import create_dataset, create_loader, create_transforms
+
+    dataset = create_dataset("cifar10", root="data", split="train", download=True)
+    transform = create_transforms("cifar10", image_resize=32, is_training=True, auto_augment="randaug-m9-n2")
+    loader = create_loader(dataset, batch_size=64, drop_remainder=True, is_training=True, transform=transform)
+"""
+from .auto_augment import auto_augment_ops
+from .constants import DEFAULT_CROP_PCT, IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
+from .dataset_factory import DatasetInfo, create_dataset, dataset_info, list_datasets
+from .loader import create_loader
+from .mixup import Mixup
+from .transforms_factory import create_transforms
+
+__all__ = [
+    "create_dataset",
+    "create_transforms",
+    "create_loader",
+    "list_datasets",
+    "dataset_info",
+    "DatasetInfo",
+    "Mixup",
+    "auto_augment_ops",
+    "IMAGENET_DEFAULT_MEAN",
+    "IMAGENET_DEFAULT_STD",
+    "DEFAULT_CROP_PCT",
+]
