@@ -1,0 +1,6 @@
+"""Classification losses built by :func:`create_loss`."""
+
+from .cross_entropy import BinaryCrossEntropySmooth, CrossEntropySmooth
+from .loss_factory import create_loss, list_losses, loss_kwargs
+
+__all__ = ["create_loss", "list_losses", "loss_kwargs", "CrossEntropySmooth", "BinaryCrossEntropySmooth"]

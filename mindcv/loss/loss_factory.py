@@ -1,0 +1,93 @@
+"""Loss factory: ``create_loss(name, ...)`` over a name -> class registry, names as in upstream MindCV."""
+
+import difflib
+from typing import Any, Dict, List, Optional, Sequence, Type, Union
+
+import numpy as np
+
+import mindspore as ms
+from mindspore import Tensor, nn
+
+from ..utils.errors import ConfigError, UnknownNameError
+from .cross_entropy import BinaryCrossEntropySmooth, CrossEntropySmooth
+
+__all__ = ["create_loss", "list_losses", "loss_kwargs"]
+
+_LOSSES: Dict[str, Type[nn.Cell]] = {
+    "CE": CrossEntropySmooth,
+    "BCE": BinaryCrossEntropySmooth,
+}
+
+_REDUCTIONS = ("mean", "sum", "none")
+
+
+def list_losses() -> List[str]:
+    """Names accepted by :func:`create_loss`."""
+    return list(_LOSSES)
+
+
+def _resolve(name: str) -> str:
+    # Upstream MindCV lower-cases the name before matching, so "ce" and "CE" both work there; same here.
+    for key in _LOSSES:
+        if key.lower() == str(name).lower():
+            return key
+    close = difflib.get_close_matches(str(name).upper(), list(_LOSSES), n=2, cutoff=0.3)
+    others = [n for n in _LOSSES if n not in close]
+    raise UnknownNameError(f"unknown loss '{name}'; choose one of: {', '.join(close + others)} (set --loss)")
+
+
+def create_loss(
+    name: str = "CE",
+    label_smoothing: float = 0.0,
+    aux_factor: float = 0.0,
+    reduction: str = "mean",
+    weight: Optional[Union[Sequence[float], np.ndarray, Tensor]] = None,
+) -> nn.Cell:
+    """Create a classification loss Cell called as ``loss(logits, labels)``.
+
+    Labels may be class indices ``(N,)`` or per-class probabilities ``(N, C)`` (one-hot, mixup/cutmix); see
+    :mod:`mindcv.loss.cross_entropy`.
+
+    Args:
+        name: ``"CE"`` (softmax cross-entropy) or ``"BCE"`` (per-class sigmoid binary cross-entropy); case-insensitive.
+        label_smoothing: Smoothing ``s`` in ``[0, 1)``; the target becomes ``y * (1 - s) + s / C``.
+        aux_factor: Weight of auxiliary logits when the network returns a tuple ``(main, aux, ...)``.
+        reduction: ``"mean"``, ``"sum"`` or ``"none"``.
+        weight: Optional per-class weights, length ``C``.
+
+    Returns:
+        A :class:`CrossEntropySmooth` or :class:`BinaryCrossEntropySmooth` Cell.
+
+    Raises:
+        UnknownNameError: ``name`` is not registered.
+        ConfigError: an argument is out of range.
+    """
+    key = _resolve(name)
+    if not 0.0 <= label_smoothing < 1.0:
+        raise ConfigError(f"label_smoothing must lie in [0, 1), got {label_smoothing}")
+    if aux_factor < 0:
+        raise ConfigError(f"aux_factor must be >= 0, got {aux_factor}")
+    if reduction not in _REDUCTIONS:
+        raise ConfigError(f"reduction must be one of {', '.join(_REDUCTIONS)}, got '{reduction}'")
+    weight_t = None
+    if weight is not None:
+        w = weight.asnumpy() if isinstance(weight, Tensor) else np.asarray(weight)
+        if w.ndim != 1 or w.size == 0 or not np.all(np.isfinite(w)) or np.any(w < 0):
+            raise ConfigError("loss weight must be a non-empty 1-D list of finite, non-negative per-class weights")
+        weight_t = Tensor(w.astype(np.float32), ms.float32)
+    return _LOSSES[key](smoothing=label_smoothing, aux_factor=aux_factor, reduction=reduction, weight=weight_t)
+
+
+def loss_kwargs(cfg: Any) -> Dict[str, Any]:
+    """Map a parsed configuration (upstream MindCV flag names) onto :func:`create_loss` kwargs.
+
+    Reads ``loss`` (-> ``name``), ``label_smoothing``, ``aux_factor`` and ``reduction``; absent keys keep the
+    defaults. Use as ``create_loss(**loss_kwargs(cfg))``.
+    """
+    mapping = {
+        "loss": "name",
+        "label_smoothing": "label_smoothing",
+        "aux_factor": "aux_factor",
+        "reduction": "reduction",
+    }
+    return {kw: getattr(cfg, key) for key, kw in mapping.items() if hasattr(cfg, key)}
