@@ -1,0 +1,140 @@
+"""Losses: every registered loss against numpy references, smoothing formula, soft targets, reductions, graph mode."""
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+import mindspore as ms
+from mindspore import Tensor
+
+from mindcv.loss import create_loss, list_losses, loss_kwargs
+from mindcv.utils.errors import ConfigError, UnknownNameError
+
+N, C = 6, 5
+
+
+@pytest.fixture(scope="module")
+def data():
+    rng = np.random.default_rng(0)
+    logits = rng.normal(scale=2.0, size=(N, C)).astype(np.float32)
+    labels = rng.integers(0, C, size=N).astype(np.int32)
+    return logits, labels
+
+
+def _log_softmax(x: np.ndarray) -> np.ndarray:
+    x = x.astype(np.float64)
+    z = x - x.max(axis=1, keepdims=True)
+    return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+
+
+def _ce_ref(logits: np.ndarray, target: np.ndarray, smoothing: float) -> np.ndarray:
+    """Per-sample soft-target cross-entropy with the smoothed target y * (1 - s) + s / C."""
+    target = target * (1 - smoothing) + smoothing / logits.shape[1]
+    return -(target * _log_softmax(logits)).sum(axis=1)
+
+
+def _bce_ref(logits: np.ndarray, target: np.ndarray, smoothing: float) -> np.ndarray:
+    target = target * (1 - smoothing) + smoothing / logits.shape[1]
+    x = logits.astype(np.float64)
+    return np.maximum(x, 0) - x * target + np.log1p(np.exp(-np.abs(x)))
+
+
+_REFS = {"CE": _ce_ref, "BCE": _bce_ref}
+
+
+def _run(loss, logits, labels):
+    return loss(Tensor(logits), Tensor(labels)).asnumpy()
+
+
+@pytest.mark.parametrize("smoothing", [0.0, 0.1])
+@pytest.mark.parametrize("name", list_losses())
+def test_matches_numpy_reference_hard_and_soft(name, smoothing, data):
+    logits, labels = data
+    onehot = np.eye(C, dtype=np.float32)[labels]
+    per_sample = _REFS[name](logits, onehot, smoothing)
+    for reduction, expected in [("mean", per_sample.mean()), ("sum", per_sample.sum()), ("none", per_sample)]:
+        loss = create_loss(name, label_smoothing=smoothing, reduction=reduction)
+        hard = _run(loss, logits, labels)
+        soft = _run(loss, logits, onehot)
+        np.testing.assert_allclose(hard, expected, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(soft, hard, rtol=1e-5, atol=1e-6)  # one-hot soft labels equal hard labels
+
+
+@pytest.mark.parametrize("name", list_losses())
+def test_mixup_soft_targets(name, data):
+    logits, labels = data
+    rng = np.random.default_rng(1)
+    lam = 0.7
+    mixed = lam * np.eye(C)[labels] + (1 - lam) * np.eye(C)[rng.permutation(labels)]
+    got = _run(create_loss(name, label_smoothing=0.1), logits, mixed.astype(np.float32))
+    np.testing.assert_allclose(got, _REFS[name](logits, mixed, 0.1).mean(), rtol=1e-5)
+
+
+def test_label_smoothing_formula(data):
+    # CE with smoothing s = (1 - s) * CE(hard) + s * mean over classes of -log p
+    logits, labels = data
+    s = 0.2
+    logp = _log_softmax(logits)
+    expected = ((1 - s) * -logp[np.arange(N), labels] + s * -logp.mean(axis=1)).mean()
+    np.testing.assert_allclose(_run(create_loss("CE", label_smoothing=s), logits, labels), expected, rtol=1e-5)
+
+
+def test_class_weights_follow_torch_semantics(data):
+    # hard labels, mean reduction: weighted sum divided by the summed weights of the targets
+    logits, labels = data
+    w = np.array([1.0, 2.0, 0.5, 3.0, 1.5], np.float32)
+    nll = -_log_softmax(logits)[np.arange(N), labels]
+    expected = (w[labels] * nll).sum() / w[labels].sum()
+    np.testing.assert_allclose(_run(create_loss("CE", weight=list(w)), logits, labels), expected, rtol=1e-5)
+
+
+@pytest.mark.parametrize("name", list_losses())
+def test_aux_logits_are_weighted(name, data):
+    logits, labels = data
+    aux = logits[:, ::-1].copy()
+    loss = create_loss(name, aux_factor=0.4)
+    got = loss((Tensor(logits), Tensor(aux)), Tensor(labels)).asnumpy()
+    np.testing.assert_allclose(got, _run(loss, logits, labels) + 0.4 * _run(loss, aux, labels), rtol=1e-5)
+
+
+@pytest.mark.parametrize("name", list_losses())
+def test_graph_mode_hard_and_soft(name, data):
+    logits, labels = data
+    loss = create_loss(name, label_smoothing=0.1)
+    eager = (_run(loss, logits, labels), _run(loss, logits, np.eye(C, dtype=np.float32)[labels]))
+    ms.set_context(mode=ms.GRAPH_MODE)
+    graph = (_run(loss, logits, labels), _run(loss, logits, np.eye(C, dtype=np.float32)[labels]))
+    np.testing.assert_allclose(graph, eager, rtol=1e-5)
+
+
+def test_float16_logits_are_computed_in_float32(data):
+    logits, labels = data
+    got = _run(create_loss("CE"), logits.astype(np.float16), labels)
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(got, _ce_ref(logits.astype(np.float16), np.eye(C)[labels], 0).mean(), rtol=1e-4)
+
+
+def test_names_are_case_insensitive_and_unknown_names_list_choices():
+    assert type(create_loss("ce")) is type(create_loss("CE"))
+    with pytest.raises(UnknownNameError, match="unknown loss 'BCEE'; choose one of: BCE, CE"):
+        create_loss("BCEE")
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(label_smoothing=1.0), "label_smoothing"),
+        (dict(reduction="avg"), "reduction"),
+        (dict(aux_factor=-1.0), "aux_factor"),
+        (dict(weight=[[1.0]]), "weight"),
+    ],
+)
+def test_bad_arguments(kwargs, message):
+    with pytest.raises(ConfigError, match=message):
+        create_loss("CE", **kwargs)
+
+
+def test_loss_kwargs_maps_upstream_flag_names():
+    cfg = SimpleNamespace(loss="BCE", label_smoothing=0.1, reduction="sum", model="res2net50")
+    assert loss_kwargs(cfg) == dict(name="BCE", label_smoothing=0.1, reduction="sum")
