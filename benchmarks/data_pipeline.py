@@ -16,6 +16,7 @@ Usage::
 
     python benchmarks/data_pipeline.py [--num-images 256] [--batch-size 32] [--workers 1 2]
 """
+
 import argparse
 import os
 import shutil
@@ -107,7 +108,9 @@ def main(argv: Optional[List[str]] = None) -> int:
                 def make():
                     dataset = create_dataset("digits", split="train", num_parallel_workers=workers)
                     transform = create_transforms("digits", 32, is_training=True)
-                    return create_loader(dataset, bs, is_training=True, transform=transform, num_parallel_workers=workers)
+                    return create_loader(
+                        dataset, bs, is_training=True, transform=transform, num_parallel_workers=workers
+                    )
 
                 return make
 
@@ -117,8 +120,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             rows.append(("digits train 32", workers, time_epoch(digits_loader(), 1442, epochs=5)))
 
         print()
-        print(f"| pipeline | workers | img/s |")
-        print(f"|---|---|---|")
+        print("| pipeline | workers | img/s |")
+        print("|---|---|---|")
         for name, workers, rate in rows:
             print(f"| {name} | {workers} | {rate:.0f} |")
         print(f"\n(os.cpu_count()={os.cpu_count()}, batch {bs}, python {sys.version.split()[0]})")

@@ -2,6 +2,7 @@
 
 CIFAR and its download live in test_data_cifar.py.
 """
+
 import hashlib
 import io
 import logging
@@ -16,13 +17,13 @@ import mindspore.dataset as ds
 from mindcv.data import (
     DatasetInfo,
     Mixup,
+    constants,
     create_dataset,
     create_loader,
     create_transforms,
     dataset_info,
     list_datasets,
 )
-from mindcv.data import constants
 from mindcv.data.auto_augment import parse_randaug
 from mindcv.data.digits import DIGITS_ASSET, load_digits
 from mindcv.utils.errors import ConfigError, DatasetError, UnknownNameError
@@ -48,11 +49,20 @@ def folder(tmp_path_factory):
     rng = np.random.default_rng(0)
     layout = {
         "train": {
-            "cat": [("a.jpg", "JPEG", "RGB"), ("b.JPG", "JPEG", "L"), ("c.Jpeg", "JPEG", "CMYK"), ("d.png", "PNG", "RGBA")],
+            "cat": [
+                ("a.jpg", "JPEG", "RGB"),
+                ("b.JPG", "JPEG", "L"),
+                ("c.Jpeg", "JPEG", "CMYK"),
+                ("d.png", "PNG", "RGBA"),
+            ],
             "dog": [("e.PNG", "PNG", "P"), ("f.jpeg", "JPEG", "RGB"), ("g.bmp", "BMP", "RGB")],
             "emu": [("h.JPEG", "JPEG", "RGB"), ("i.png", "PNG", "LA")],
         },
-        "val": {"cat": [("v1.jpg", "JPEG", "RGB")], "dog": [("v2.png", "PNG", "RGB")], "emu": [("v3.jpg", "JPEG", "RGB")]},
+        "val": {
+            "cat": [("v1.jpg", "JPEG", "RGB")],
+            "dog": [("v2.png", "PNG", "RGB")],
+            "emu": [("v3.jpg", "JPEG", "RGB")],
+        },
     }
     for split, classes in layout.items():
         for cls, files in classes.items():
@@ -147,7 +157,7 @@ def test_folder_webp_is_transcoded(tmp_path):
         _save(_photo(rng), tmp_path / "train" / cls / "y.JPG", "JPEG")
     dataset = create_dataset("imagenet", str(tmp_path), "train", shuffle=False)
     loader = create_loader(dataset, 4, transform=create_transforms("imagenet", 32, is_training=True))
-    (image, label), = loader.create_tuple_iterator(num_epochs=1, output_numpy=True)
+    ((image, label),) = loader.create_tuple_iterator(num_epochs=1, output_numpy=True)
     assert image.shape == (4, 3, 32, 32) and sorted(label.tolist()) == [0, 0, 1, 1]
 
 
@@ -198,7 +208,7 @@ def test_corrupt_images_are_named_or_skipped(tmp_path, caplog):
     assert dataset.info.num_skipped == 3
     assert "skipped 3 unreadable images of 9" in caplog.text
     loader = create_loader(dataset, 8, transform=create_transforms("imagenet", 32, is_training=True))
-    (image, label), = loader.create_tuple_iterator(num_epochs=1, output_numpy=True)
+    ((image, label),) = loader.create_tuple_iterator(num_epochs=1, output_numpy=True)
     assert image.shape == (6, 3, 32, 32) and sorted(label.tolist()) == [0, 0, 0, 1, 1, 1]
     # Nothing was written next to the data or into the working directory.
     assert set(os.listdir(tmp_path)) == before | {"train"}
@@ -370,7 +380,9 @@ def test_small_dataset_defaults():
 
 def test_random_erasing_erases_a_box():
     image = np.full((32, 32, 3), 200, dtype=np.uint8)
-    ops = create_transforms("digits", 32, is_training=True, re_prob=1.0, re_value=0, re_scale=(0.1, 0.1), re_ratio=(1, 1))
+    ops = create_transforms(
+        "digits", 32, is_training=True, re_prob=1.0, re_value=0, re_scale=(0.1, 0.1), re_ratio=(1, 1)
+    )
     out = _one(ops, image)
     erased = (out == 0).all(axis=0)
     assert 0.05 < erased.mean() < 0.15  # a tenth of the image, erased in all channels
@@ -491,8 +503,13 @@ def test_mixup_turns_off_at_the_given_epoch():
     assert soft == [True, True, False]
     # A resumed run starting at epoch 2 is already past the switch-off.
     loader = create_loader(
-        create_dataset("digits", split="val"), 32, is_training=True, transform=transform, mixup=1.0,
-        mixup_off_epoch=2, start_epoch=2,
+        create_dataset("digits", split="val"),
+        32,
+        is_training=True,
+        transform=transform,
+        mixup=1.0,
+        mixup_off_epoch=2,
+        start_epoch=2,
     )
     labels = [label for _, label in loader.create_tuple_iterator(num_epochs=1, output_numpy=True)]
     assert all(np.isin(label, (0.0, 1.0)).all() and label.shape[1] == 10 for label in labels)
@@ -515,13 +532,17 @@ def test_loader_checks_num_classes_and_columns():
     plain = ds.NumpySlicesDataset((np.zeros((4, 2), np.float32),), column_names=["x"])
     with pytest.raises(ConfigError, match="needs the columns 'image' and 'label'"):
         create_loader(plain, 2, transform=[])
-    plain = ds.NumpySlicesDataset((np.zeros((4, 2), np.float32), np.zeros(4, np.int32)), column_names=["image", "label"])
+    plain = ds.NumpySlicesDataset(
+        (np.zeros((4, 2), np.float32), np.zeros(4, np.int32)), column_names=["image", "label"]
+    )
     with pytest.raises(ConfigError, match="pass transform=create_transforms"):
         create_loader(plain, 2)
     with pytest.raises(ConfigError, match="mixup/cutmix need num_classes"):
         create_loader(plain, 2, transform=[], is_training=True, mixup=0.2)
     with pytest.raises(ConfigError, match="batch_size=0 must be a positive integer"):
         create_loader(dataset, 0)
+    with pytest.raises(ConfigError, match=r"cutmix=-1 must be a number >= 0 \(0 disables it\)"):
+        create_loader(dataset, 8, cutmix=-1)
 
 
 class _Info:
@@ -570,8 +591,8 @@ def test_mixup_math():
         (dict(mixup_alpha=0.0, cutmix_alpha=0.0), "needs mixup > 0 or cutmix > 0"),
         (dict(mixup_alpha=-1.0), "mixup=-1.0 must be a number >= 0"),
         (dict(prob=2.0), r"cutmix_prob=2.0 must be a number in \[0, 1\]"),
-        (dict(num_classes=0), "num_classes=0 must be a positive integer"),
-        (dict(off_epoch=-1), "mixup_off_epoch=-1 must be a >= 0 integer"),
+        (dict(num_classes=0), "num_classes=0 must be an integer >= 1"),
+        (dict(off_epoch=-1), "mixup_off_epoch=-1 must be an integer >= 0"),
     ],
 )
 def test_mixup_bad_arguments(kwargs, match):

@@ -8,6 +8,7 @@ Typical use::
     transform = create_transforms("cifar10", image_resize=32, is_training=True, auto_augment="randaug-m9-n2")
     loader = create_loader(dataset, batch_size=64, drop_remainder=True, is_training=True, transform=transform)
 """
+
 from .auto_augment import auto_augment_ops
 from .constants import DEFAULT_CROP_PCT, IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from .dataset_factory import DatasetInfo, create_dataset, dataset_info, list_datasets

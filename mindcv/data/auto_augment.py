@@ -18,6 +18,7 @@ Magnitude noise: MindSpore's RandAugment has one fixed magnitude. With ``mstd > 
 N(m, mstd), rounded and clipped to [0, mmax]: per image, the magnitude then follows the rounded
 Gaussian, in C++. Unlike timm, the sampled magnitude is shared by the ``n`` ops of one image.
 """
+
 import statistics
 from typing import Callable, List, Sequence, Tuple
 
@@ -29,7 +30,11 @@ from ..utils.errors import ConfigError
 __all__ = ["auto_augment_ops", "parse_randaug"]
 
 _QUANTILES = 16
-_POLICIES = {"imagenet": AutoAugmentPolicy.IMAGENET, "cifar10": AutoAugmentPolicy.CIFAR10, "svhn": AutoAugmentPolicy.SVHN}
+_POLICIES = {
+    "imagenet": AutoAugmentPolicy.IMAGENET,
+    "cifar10": AutoAugmentPolicy.CIFAR10,
+    "svhn": AutoAugmentPolicy.SVHN,
+}
 _FORMS = "randaug-m<int>[-n<int>][-mstd<float>][-mmax<int>][-inc1], autoaug[-cifar10|-svhn], trivialaugwide"
 
 

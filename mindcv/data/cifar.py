@@ -15,6 +15,7 @@ extracted into a hidden temporary folder next to the destination and renamed int
 interrupted download or extraction never leaves a half dataset. A file lock makes one process per
 machine download while the others (e.g. the other ranks of a distributed run) wait for it.
 """
+
 import logging
 import os
 import shutil
@@ -172,9 +173,7 @@ def _validate(spec: CifarSpec, folder: str, usage: str) -> None:
         size = os.path.getsize(path)
         if size != expected:
             what = "truncated" if size < expected else "oversized"
-            raise DatasetError(
-                f"{what} CIFAR file {path}: expected {expected} bytes, got {size}; {redownload}"
-            )
+            raise DatasetError(f"{what} CIFAR file {path}: expected {expected} bytes, got {size}; {redownload}")
         # Label bytes: one strided pass over a memory map (~20 ms per file from the page cache). A
         # wrong byte here would otherwise surface as a silent out-of-range label during training.
         records = np.memmap(path, dtype=np.uint8, mode="r").reshape(-1, spec.record_bytes)
@@ -195,7 +194,9 @@ def _safe_members(tar: tarfile.TarFile, spec: CifarSpec, archive: str) -> List[t
     for m in tar.getmembers():
         name = os.path.normpath(m.name)
         if os.path.isabs(m.name) or name == ".." or name.startswith(".." + os.sep):
-            raise DatasetError(f"refusing to extract {archive}: member {m.name!r} would land outside the dataset folder")
+            raise DatasetError(
+                f"refusing to extract {archive}: member {m.name!r} would land outside the dataset folder"
+            )
         if not (m.isfile() or m.isdir()):
             raise DatasetError(f"refusing to extract {archive}: member {m.name!r} is a link or special file")
         if name == spec.folder or name.startswith(spec.folder + os.sep):
@@ -214,9 +215,7 @@ def _extract(spec: CifarSpec, archive: str, root: str) -> str:
                 kwargs = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
                 tar.extractall(tmp, members=members, **kwargs)
         except (tarfile.TarError, EOFError, OSError) as e:
-            raise DatasetError(
-                f"cannot extract {archive} ({e}); delete it and re-download (--dataset_download)"
-            ) from e
+            raise DatasetError(f"cannot extract {archive} ({e}); delete it and re-download (--dataset_download)") from e
         extracted = os.path.join(tmp, spec.folder)
         missing = [f for f in spec.train_files + spec.test_files if not os.path.isfile(os.path.join(extracted, f))]
         if missing:
@@ -224,15 +223,21 @@ def _extract(spec: CifarSpec, archive: str, root: str) -> str:
                 f"{archive} does not hold {spec.folder}/{missing[0]}; it is not the {spec.title} binary version, "
                 f"delete it and re-download (--dataset_download)"
             )
-        os.rename(extracted, target)
+        try:
+            os.rename(extracted, target)
+        except OSError as e:
+            # The lock is per machine: on a folder shared between machines another one may have won the
+            # race; its verified copy is as good as this one.
+            if not os.path.isdir(target):
+                raise DatasetError(
+                    f"cannot move the extracted files to {target} ({e}); check the folder's permissions"
+                ) from e
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return target
 
 
-def _download(
-    spec: CifarSpec, root: str, mirror: Optional[str], ssl_context: Optional[ssl.SSLContext]
-) -> str:
+def _download(spec: CifarSpec, root: str, mirror: Optional[str], ssl_context: Optional[ssl.SSLContext]) -> str:
     target = os.path.join(root, spec.folder)
     with file_lock(target, timeout=_LOCK_TIMEOUT_S):
         if os.path.isdir(target):  # another process finished while this one waited

@@ -3,6 +3,7 @@
 Means and standard deviations are per RGB channel in 0-1 units, the convention of timm's pretrained
 configs; the transforms multiply them by 255 because MindSpore's ``Normalize`` runs on uint8 pixels.
 """
+
 from typing import Tuple
 
 __all__ = [

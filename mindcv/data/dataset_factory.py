@@ -20,6 +20,7 @@ script reads to size the model's head; :func:`dataset_info` gives the same witho
 pipeline, e.g. for class names at inference time. (``info`` rather than ``num_classes``: MindSpore's
 ``Dataset`` already has a ``num_classes()`` method, which only image-folder readers answer.)
 """
+
 import difflib
 import ssl
 from dataclasses import dataclass
@@ -148,13 +149,13 @@ def _check_positive(name: str, value: Optional[int]) -> None:
 
 def _check_sharding(num_shards: Optional[int], shard_id: Optional[int]) -> None:
     if (num_shards is None) != (shard_id is None):
-        raise ConfigError(
-            f"num_shards={num_shards!r} and shard_id={shard_id!r}: give both (distributed) or neither"
-        )
+        raise ConfigError(f"num_shards={num_shards!r} and shard_id={shard_id!r}: give both (distributed) or neither")
     if num_shards is not None:
         _check_positive("num_shards", num_shards)
         if isinstance(shard_id, bool) or not isinstance(shard_id, int) or not 0 <= shard_id < num_shards:
-            raise ConfigError(f"shard_id={shard_id!r} must be an integer in [0, {num_shards - 1}] for {num_shards} shards")
+            raise ConfigError(
+                f"shard_id={shard_id!r} must be an integer in [0, {num_shards - 1}] for {num_shards} shards"
+            )
 
 
 def create_dataset(

@@ -9,6 +9,7 @@ every model, with its five stride-2 stages, can train on them.
 Split rule (deterministic, stratified, no random generator involved): within each class, in file
 order, every fifth image (positions 4, 9, 14, ...) is ``val``, the rest ``train``: 1,442 / 355 images.
 """
+
 import os
 from typing import Optional, Tuple
 

@@ -10,6 +10,7 @@ accepted. Only when bad files were skipped, or WebP files are present (MindSpore
 WebP), does a Python source read the accepted files instead; it returns the encoded bytes, so
 decoding and augmentation still run in the C++ vision ops either way.
 """
+
 import io
 import logging
 import os

@@ -4,6 +4,7 @@ Output columns: ``image`` float32 (N, C, H, W) and ``label``: int32 (N,) class i
 (N, num_classes) soft one-hot labels when training with mixup or cutmix (for the whole run, also
 after ``mixup_off_epoch``, so the loss sees one label format). Label smoothing belongs to the loss.
 """
+
 from typing import Callable, Optional, Sequence
 
 import mindspore as ms
@@ -73,6 +74,9 @@ def create_loader(
         DatasetError: The dataset has more classes than ``num_classes``.
     """
     _positive_int("batch_size", batch_size)
+    for arg, value in (("mixup", mixup), ("cutmix", cutmix)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            raise ConfigError(f"{arg}={value!r} must be a number >= 0 (0 disables it)")
     _positive_int("num_parallel_workers", num_parallel_workers, allow_none=True)
     info = getattr(dataset, "info", None)  # a DatasetInfo when the dataset comes from create_dataset
     dataset_classes = info.num_classes if info is not None else None
@@ -95,7 +99,9 @@ def create_loader(
 
     if transform is None:
         if info is None:
-            raise ConfigError("create_loader: pass transform=create_transforms(...) for a dataset not made by create_dataset")
+            raise ConfigError(
+                "create_loader: pass transform=create_transforms(...) for a dataset not made by create_dataset"
+            )
         transform = create_transforms(info.name, is_training=is_training)
     if len(transform):
         dataset_out = dataset.map(
@@ -137,7 +143,9 @@ def create_loader(
             output_columns=["image", "label"],
         )
     else:
-        dataset_out = dataset_out.batch(batch_size, drop_remainder=drop_remainder, num_parallel_workers=num_parallel_workers)
+        dataset_out = dataset_out.batch(
+            batch_size, drop_remainder=drop_remainder, num_parallel_workers=num_parallel_workers
+        )
 
     if info is not None:
         dataset_out.info = info

@@ -18,6 +18,7 @@ Cost: one pass over the batch in NumPy (about 10-20 ms for 32x3x224x224 float32 
 negligible next to a training step. Randomness: each batch draws from a generator seeded with
 (seed, epoch, batch index), so results are reproducible whatever the number of worker threads.
 """
+
 from typing import Optional, Sequence, Tuple
 
 import numpy as np
@@ -66,9 +67,13 @@ class Mixup:
         self.switch_prob = _check("mixup_switch_prob", switch_prob, upper=1.0)
         if self.mixup_alpha == 0 and self.cutmix_alpha == 0:
             raise ConfigError("Mixup needs mixup > 0 or cutmix > 0")
-        for name, value in (("num_classes", num_classes), ("mixup_off_epoch", off_epoch), ("start_epoch", start_epoch)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < (1 if name == "num_classes" else 0):
-                raise ConfigError(f"{name}={value!r} must be a {'positive' if name == 'num_classes' else '>= 0'} integer")
+        for name, value, lowest in (
+            ("num_classes", num_classes, 1),
+            ("mixup_off_epoch", off_epoch, 0),
+            ("start_epoch", start_epoch, 0),
+        ):
+            if isinstance(value, bool) or not isinstance(value, int) or value < lowest:
+                raise ConfigError(f"{name}={value!r} must be an integer >= {lowest}")
         self.num_classes = num_classes
         self.off_epoch = off_epoch
         self.start_epoch = start_epoch
@@ -110,7 +115,9 @@ class Mixup:
         targets = targets * np.float32(lam) + targets[::-1] * np.float32(1.0 - lam)
         return images, targets
 
-    def __call__(self, images: Sequence[np.ndarray], labels: Sequence[np.ndarray], batch_info) -> Tuple[np.ndarray, np.ndarray]:
+    def __call__(
+        self, images: Sequence[np.ndarray], labels: Sequence[np.ndarray], batch_info
+    ) -> Tuple[np.ndarray, np.ndarray]:
         """The ``per_batch_map`` hook: lists of per-sample arrays plus MindSpore's ``BatchInfo``."""
         x = np.stack(images)
         y = np.asarray([int(v) for v in labels])
@@ -125,4 +132,3 @@ class Mixup:
             f"Mixup(mixup_alpha={self.mixup_alpha}, cutmix_alpha={self.cutmix_alpha}, prob={self.prob}, "
             f"switch_prob={self.switch_prob}, num_classes={self.num_classes}, off_epoch={self.off_epoch})"
         )
-

@@ -11,6 +11,7 @@ Sharded evaluation (``shuffle=False``) takes the fixed strided subset ``shard_id
 ...``: the shards are exactly disjoint and together complete (sizes differ by at most one), so the
 accuracy summed over ranks counts every sample once.
 """
+
 from typing import Any, Dict, Optional
 
 import mindspore.dataset as ds
@@ -41,7 +42,9 @@ def shard_sampling(
     if num_shards is None:
         return dict(shuffle=shuffle, num_samples=num_samples)
     if num_rows < num_shards:
-        raise ConfigError(f"num_shards={num_shards} is more than the {num_rows} samples of the split; use fewer devices")
+        raise ConfigError(
+            f"num_shards={num_shards} is more than the {num_rows} samples of the split; use fewer devices"
+        )
     if shuffle:
         return dict(sampler=ds.DistributedSampler(num_shards, shard_id, shuffle=True, num_samples=num_samples))
     return dict(sampler=ds.SubsetSampler(list(range(shard_id, num_rows, num_shards)), num_samples=num_samples))

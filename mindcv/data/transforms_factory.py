@@ -13,6 +13,7 @@ Two families, chosen by the dataset name:
 ``mean``, ``std``, ``interpolation`` and ``crop_pct`` default to the dataset's own statistics,
 ``"bilinear"`` and 0.875; a training script passes a model's pretrained config values to override them.
 """
+
 import math
 from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
@@ -72,8 +73,10 @@ def _size(image_resize: Size) -> Union[int, Tuple[int, int]]:
         if image_resize < 1:
             raise ConfigError(f"image_resize={image_resize} must be positive")
         return image_resize
-    if isinstance(image_resize, Sequence) and len(image_resize) == 2 and all(
-        isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in image_resize
+    if (
+        isinstance(image_resize, Sequence)
+        and len(image_resize) == 2
+        and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in image_resize)
     ):
         h, w = image_resize
         return h if h == w else (h, w)
