@@ -1,0 +1,240 @@
+"""One compiled training step: forward, loss scaling, gradients, all-reduce, clipping, accumulation, update, EMA.
+
+:class:`TrainStep` is a Cell whose ``construct`` is wrapped in ``mindspore.jit``, so it runs as one compiled graph in
+both PyNative and Graph mode, and nothing in it waits for the host: it returns the loss and an overflow flag as
+Tensors and the caller decides when to read them.
+
+Order of operations in a step::
+
+    loss  = loss_fn(network(images), labels)            (AMP casts inside the network)
+    grads = d(loss * scale) / d(weights) / scale          (scale = current loss scale)
+    grads = mean of grads over ranks                      (distribute=True)
+    [accumulate grads; stop here unless this is the N-th micro-step, then use the mean of the N]
+    finite = all grads finite;  dynamic scaling: adjust the scale from `finite`
+    grads = clip_by_global_norm(grads, clip_value)        (clip_grad=True)
+    if finite: optimizer(grads); ema()                    (an overflowing update is skipped whatever the scaling)
+
+BatchNorm moving statistics are updated by the forward pass itself, so they change even on a skipped update (as in
+MindSpore's ``TrainOneStepWithLossScaleCell``). A float16 gradient overflow leaves them finite, but an inf/NaN in the
+input or the forward pass poisons them, so the caller should stop on a non-finite *loss* whatever the scaling.
+
+Resume: every piece of state is a Parameter reachable from this Cell, listed by :meth:`TrainStep.state_parameters`:
+the network's weights and BN statistics, the optimizer's ``global_step`` (which indexes the learning-rate schedule),
+moments and learning rate, the loss scale and its growth counter (``train_step.loss_scale``,
+``train_step.loss_scale_counter``), the accumulation buffers and micro-step counter (``train_step.accum_grads.*``,
+``train_step.accum_step``), and the EMA weights (``ema.*``). Save and restore them with::
+
+    ms.save_checkpoint([{"name": p.name, "data": p} for p in step.state_parameters()], path)
+    ms.load_param_into_net(step, ms.load_checkpoint(path), strict_load=True)
+
+Mixed precision on the CPU: MindSpore's CPU kernels run float16 slower than float32 and have no bfloat16
+convolutions, so ``amp_level="O0"`` is the CPU default; O1-O3 are meant for GPU/Ascend (O2/O3 with float16 do run on
+the CPU, just slower). O1 goes through MindSpore's network rewriter, which writes the rewritten network's Python source
+into ``./rewritten_network/`` under the current directory.
+"""
+
+from typing import List, Optional, Tuple
+
+import mindspore as ms
+from mindspore import Parameter, Tensor, nn, ops
+from mindspore.ops import functional as F
+
+from .ema import EMA
+from .errors import ConfigError
+
+__all__ = ["TrainStep", "AMP_LEVELS", "LOSS_SCALE_TYPES"]
+
+AMP_LEVELS = ("O0", "O1", "O2", "O3")
+LOSS_SCALE_TYPES = ("fixed", "dynamic", "auto")
+
+
+def _unscale(inv_scale: Tensor, grad: Tensor) -> Tensor:
+    return grad * inv_scale.astype(grad.dtype)
+
+
+def _accumulate(buffer: Parameter, grad: Tensor) -> Tensor:
+    return ops.assign_add(buffer, grad.astype(buffer.dtype))
+
+
+def _clear(buffer: Parameter) -> Tensor:
+    return ops.assign(buffer, ops.zeros_like(buffer))
+
+
+def _mean_of(count: float, buffer: Parameter) -> Tensor:
+    return buffer / count
+
+
+class TrainStep(nn.Cell):
+    """A training step for ``network`` with ``loss_fn`` and ``optimizer``; call it as ``loss, overflow = step(x, y)``.
+
+    Args:
+        network: The model, in training mode (``network.set_train(True)``). AMP is applied to it in place.
+        loss_fn: Cell or function ``loss_fn(logits, labels) -> scalar Tensor`` (mean over the batch).
+        optimizer: A ``mindspore.nn.Optimizer`` over the network's trainable parameters, created with
+            ``loss_scale=1.0`` (this step unscales the gradients itself).
+        amp_level: ``"O0"`` (float32), ``"O1"``, ``"O2"`` or ``"O3"``; passed to
+            ``mindspore.amp.auto_mixed_precision`` with float16. Keep O0 on the CPU.
+        loss_scale_type: ``"fixed"`` (constant ``loss_scale``), ``"dynamic"`` (start at ``loss_scale``, divide by
+            ``scale_factor`` on overflow, multiply after ``scale_window`` clean updates) or ``"auto"`` (dynamic
+            with AMP, fixed with O0).
+        loss_scale: The fixed scale, or the initial dynamic scale (>= 1).
+        scale_factor: Dynamic scaling: factor of each decrease and increase (> 1).
+        scale_window: Dynamic scaling: clean updates in a row before the scale grows.
+        clip_grad: Clip the gradients' global L2 norm to ``clip_value`` (after unscaling and averaging).
+        clip_value: Maximum global norm when ``clip_grad``.
+        gradient_accumulation_steps: Micro-batches per update. Each call adds its gradients to buffers; every N-th
+            call applies their mean, so the optimizer's step counter and the learning-rate schedule advance once
+            per N calls. Batch-norm statistics still update on every micro-batch.
+        ema: Optional :class:`~mindcv.utils.ema.EMA` of ``network``, updated after each applied update.
+        distribute: Average gradients over all ranks with ``nn.DistributedGradReducer`` (needs
+            ``mindspore.communication.init()`` before construction, e.g. under ``msrun``). Gradients are reduced on
+            every micro-step, outside any branch, so every rank runs the same collectives.
+
+    Returns (when called):
+        ``(loss, overflow)``: the micro-batch loss (float32, unscaled) and a bool scalar that is True when the
+        update was skipped because a gradient was inf/NaN. With accumulation, ``overflow`` refers to the update
+        applied on the N-th call and is False on the other calls.
+
+    Raises:
+        ConfigError: an argument is out of range, or the optimizer has its own loss scale.
+    """
+
+    def __init__(
+        self,
+        network: nn.Cell,
+        loss_fn: nn.Cell,
+        optimizer: nn.Optimizer,
+        amp_level: str = "O0",
+        loss_scale_type: str = "fixed",
+        loss_scale: float = 1.0,
+        scale_factor: float = 2.0,
+        scale_window: int = 2000,
+        clip_grad: bool = False,
+        clip_value: float = 15.0,
+        gradient_accumulation_steps: int = 1,
+        ema: Optional[EMA] = None,
+        distribute: bool = False,
+    ) -> None:
+        # auto_prefix=False keeps the network's parameter names unchanged ("conv1.weight", not "network.conv1...").
+        super().__init__(auto_prefix=False)
+        if amp_level not in AMP_LEVELS:
+            raise ConfigError(f"amp_level must be one of {', '.join(AMP_LEVELS)}, got '{amp_level}'")
+        if loss_scale_type not in LOSS_SCALE_TYPES:
+            raise ConfigError(f"loss_scale_type must be one of {', '.join(LOSS_SCALE_TYPES)}, got '{loss_scale_type}'")
+        if loss_scale < 1.0:
+            raise ConfigError(f"loss_scale must be >= 1, got {loss_scale}")
+        if scale_factor <= 1.0 or scale_window < 1:
+            raise ConfigError(f"need scale_factor > 1 and scale_window >= 1, got {scale_factor} and {scale_window}")
+        if clip_grad and clip_value <= 0:
+            raise ConfigError(f"clip_value must be positive, got {clip_value}")
+        if int(gradient_accumulation_steps) != gradient_accumulation_steps or gradient_accumulation_steps < 1:
+            raise ConfigError(
+                f"gradient_accumulation_steps must be a positive integer, got {gradient_accumulation_steps}"
+            )
+        if getattr(optimizer, "loss_scale", 1.0) != 1.0:
+            raise ConfigError("create the optimizer with loss_scale=1.0: TrainStep unscales the gradients itself")
+
+        if loss_scale_type == "auto":
+            loss_scale_type = "fixed" if amp_level == "O0" else "dynamic"
+        self.amp_level = amp_level
+        self.loss_scale_type = loss_scale_type
+        self.dynamic = loss_scale_type == "dynamic"
+        self.scale_factor = float(scale_factor)
+        self.scale_window = int(scale_window)
+        self.clip_grad = bool(clip_grad)
+        self.clip_value = float(clip_value)
+        self.accum_steps = int(gradient_accumulation_steps)
+        self.distribute = bool(distribute)
+
+        # For O2/O3 this casts the network in place and returns a wrapper that casts the output back to float32;
+        # the parameters stay the same objects, so the optimizer and the EMA keep tracking them.
+        self.network = ms.amp.auto_mixed_precision(network, amp_level, dtype=ms.float16)
+        self.loss_fn = loss_fn
+        self.optimizer = optimizer
+        self.weights = optimizer.parameters
+        self.ema = ema
+        self.hyper_map = ops.HyperMap()
+
+        self.scale_value = Parameter(Tensor(float(loss_scale), ms.float32), name="train_step.loss_scale")
+        self.scale_counter = Parameter(Tensor(0, ms.int32), name="train_step.loss_scale_counter")
+        if self.accum_steps > 1:
+            self.accum_grads = self.weights.clone(prefix="train_step.accum_grads", init="zeros")
+            self.accum_step = Parameter(Tensor(0, ms.int32), name="train_step.accum_step")
+        if self.distribute:
+            self.grad_reducer = nn.DistributedGradReducer(self.weights, mean=True)
+        self.grad_fn = ms.value_and_grad(self._forward, None, self.weights, has_aux=True)
+
+    def _forward(self, images: Tensor, labels: Tensor, scale: Tensor) -> Tuple[Tensor, Tensor]:
+        loss = self.loss_fn(self.network(images), labels)
+        # Differentiate the scaled loss (so float16 gradients stay above underflow); return the plain one as aux.
+        return loss * scale.astype(loss.dtype), loss
+
+    def _adjust_scale(self, finite: Tensor) -> Tensor:
+        """Dynamic loss scaling without branches: shrink on overflow, grow after scale_window clean updates."""
+        scale = self.scale_value
+        counter = self.scale_counter + 1
+        grow = ops.logical_and(finite, counter >= self.scale_window)
+        grown = scale * self.scale_factor
+        grown = ops.select(ops.isfinite(grown), grown, scale)
+        shrunk = ops.maximum(scale / self.scale_factor, ops.ones_like(scale))
+        new_scale = ops.select(finite, ops.select(grow, grown, scale), shrunk)
+        new_counter = ops.select(ops.logical_and(finite, ops.logical_not(grow)), counter, ops.zeros_like(counter))
+        ops.assign(self.scale_value, new_scale)
+        return ops.assign(self.scale_counter, new_counter)
+
+    def _update(self, grads: Tuple[Tensor, ...], loss: Tensor) -> Tuple[Tensor, Tensor]:
+        """Check, clip and apply mean gradients; returns (loss, overflow)."""
+        finite = ms.amp.all_finite(grads)
+        if self.dynamic:
+            loss = F.depend(loss, self._adjust_scale(finite))
+        if self.clip_grad:
+            grads = ops.clip_by_global_norm(grads, self.clip_value)
+        if finite:
+            loss = F.depend(loss, self.optimizer(grads))
+            if self.ema is not None:
+                loss = F.depend(loss, self.ema())
+        return loss, ops.logical_not(finite)
+
+    @ms.jit
+    def construct(self, images: Tensor, labels: Tensor) -> Tuple[Tensor, Tensor]:
+        scale = self.scale_value
+        (_, loss), grads = self.grad_fn(images, labels, scale)
+        grads = self.hyper_map(F.partial(_unscale, ops.reciprocal(scale)), grads)
+        if self.distribute:
+            grads = self.grad_reducer(grads)
+        if self.accum_steps == 1:
+            return self._update(grads, loss)
+
+        loss = F.depend(loss, self.hyper_map(_accumulate, self.accum_grads, grads))
+        step = self.accum_step + 1
+        loss = F.depend(loss, ops.assign(self.accum_step, step % self.accum_steps))
+        overflow = ops.zeros((), ms.bool_)
+        if step == self.accum_steps:
+            mean_grads = self.hyper_map(F.partial(_mean_of, float(self.accum_steps)), self.accum_grads)
+            loss, overflow = self._update(mean_grads, loss)
+            loss = F.depend(loss, self.hyper_map(_clear, self.accum_grads))
+        return loss, overflow
+
+    @property
+    def global_step(self) -> Parameter:
+        """The optimizer's update counter (int32, shape (1,)); entry ``global_step`` of the lr schedule is next."""
+        return self.optimizer.global_step
+
+    @property
+    def loss_scale(self) -> Parameter:
+        """The current loss scale (float32 scalar Parameter)."""
+        return self.scale_value
+
+    def state_parameters(self) -> List[Parameter]:
+        """Every Parameter needed to resume exactly, each once, with unique names (see the module docstring)."""
+        params: List[Parameter] = []
+        seen = set()
+        for param in self.get_parameters():
+            if id(param) not in seen:
+                seen.add(id(param))
+                params.append(param)
+        names = [p.name for p in params]
+        if len(set(names)) != len(names):
+            dup = sorted({n for n in names if names.count(n) > 1})
+            raise ConfigError(f"parameter names collide in the train state: {dup}; rename them in the model")
+        return params
