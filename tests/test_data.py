@@ -258,6 +258,17 @@ def test_digits_asset_and_split():
         create_dataset("digits", split="test")
 
 
+def test_digits_labels_match_images():
+    # A nearest-centroid classifier fitted on train must do far better than chance (10 %) on val, which
+    # holds only if images and labels stayed paired through loading, splitting and upscaling.
+    train_x, train_y = load_digits("train")
+    val_x, val_y = load_digits("val")
+    flat = lambda x: x[..., 0].reshape(len(x), -1).astype(np.float32)  # noqa: E731
+    centroids = np.stack([flat(train_x)[train_y == k].mean(axis=0) for k in range(10)])
+    pred = np.argmin(((flat(val_x)[:, None] - centroids[None]) ** 2).sum(-1), axis=1)
+    assert (pred == val_y).mean() > 0.85
+
+
 def test_digits_dataset_and_info():
     dataset = create_dataset("digits", split="val", shuffle=False)
     assert dataset.get_dataset_size() == 355 and dataset.info.num_classes == 10

@@ -115,9 +115,7 @@ def _cifar(name: str) -> Callable[[_Request], _Built]:
 
 def _digits(req: _Request) -> _Built:
     # root is not used: the data ships inside the package.
-    dataset = build_digits(
-        req.split, req.shuffle, req.num_samples, req.num_shards, req.shard_id, req.num_parallel_workers
-    )
+    dataset = build_digits(req.split, req.shuffle, req.num_samples, req.num_shards, req.shard_id)
     return dataset, DIGITS_CLASSES, 0
 
 
