@@ -3,16 +3,10 @@
 Every dataset comes out with the same two columns, ``image`` and ``label`` (int32), so the transforms
 and the loader never need to know where it came from:
 
-=============  ============================================  ==========================================
-name           image column                                  splits
-=============  ============================================  ==========================================
-``imagenet``   encoded file bytes (decoded by the transforms)  any folder under ``root`` (train, val, ...)
-``cifar10``    32x32x3 uint8                                 ``train``, ``test`` (``val`` = ``test``)
-``cifar100``   32x32x3 uint8, fine labels                    ``train``, ``test`` (``val`` = ``test``)
-``digits``     32x32x3 uint8 (shipped, offline)              ``train``, ``val``
-=============  ============================================  ==========================================
-
-``imagenet`` reads any folder in ImageNet layout, ``root/<split>/<class>/<image>``.
+* ``imagenet``: any folder in ImageNet layout, ``root/<split>/<class>/<image>``; the image column holds the
+  encoded file bytes (the transforms decode them); the splits are the folders under ``root``.
+* ``cifar10``, ``cifar100`` (fine labels): 32x32x3 uint8; splits ``train`` and ``test`` (``val`` = ``test``).
+* ``digits``: 32x32x3 uint8, shipped inside the package (offline); splits ``train`` and ``val``.
 
 The created dataset carries a :class:`DatasetInfo` as its ``info`` attribute (name, number and names of
 the classes, files skipped), which ``create_loader`` reads to check ``num_classes`` and which a training
