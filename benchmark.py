@@ -6,6 +6,7 @@
 Each (model, mode, task) runs in a fresh process on fixed random inputs (no data loading). The
 ImageNet epoch time is an estimate: steady-state step time x ceil(1,281,167 / global batch).
 """
+
 import argparse
 import json
 import platform
@@ -32,8 +33,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     print(f"machine: {platform.processor() or platform.machine()}, {platform.system()}; device {args.device_target}")
     print(markdown_table([], header=True))
     rows = benchmark_rows(
-        args.models, args.modes, args.batch_size, args.image_size, args.device_target,
-        steps=args.steps, warmup=args.warmup, global_batch=args.global_batch,
+        args.models,
+        args.modes,
+        args.batch_size,
+        args.image_size,
+        args.device_target,
+        steps=args.steps,
+        warmup=args.warmup,
+        global_batch=args.global_batch,
     )
     print("\n" + markdown_table(rows))
     print("* estimate from the measured step time; ** published by upstream MindCV, not reproduced here")

@@ -1,4 +1,5 @@
 """Packaging for mindcv: a Res2Net model zoo and training toolkit on MindSpore."""
+
 import os
 
 from setuptools import find_packages, setup

@@ -7,6 +7,7 @@ run alternately, each measurement in a fresh process, with the same batch, image
 count; it prints img/s, the ratio ours/PyTorch and peak memory, and writes JSON. PyTorch runs with
 its own oneDNN defaults; MindSpore with mindcv's (ONEDNN_MAX_CPU_ISA=AVX2 unless set).
 """
+
 import argparse
 import json
 import os
@@ -38,27 +39,49 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print("torch/timm not installed: measuring mindcv only (pip install -e '.[test]' for the comparison)")
 
     results = {}
-    print(f"| workload | ours img/s ({args.mode}) | PyTorch eager img/s | ours / PyTorch | ours peak RSS GiB | "
-          "PyTorch peak RSS GiB |")
+    print(
+        f"| workload | ours img/s ({args.mode}) | PyTorch eager img/s | ours / PyTorch | ours peak RSS GiB | "
+        "PyTorch peak RSS GiB |"
+    )
     print("|---|---:|---:|---:|---:|---:|")
     for name in args.workloads:
         task, size = WORKLOADS[name]
         steps = args.steps if size < 224 else max(2, args.steps - 1)
         ours, theirs = [], []
         for _ in range(args.repeats):
-            ours.append(run_isolated("mindspore", model_name=args.model, task=task, mode=args.mode,
-                                     batch_size=args.batch_size, image_size=size, steps=steps))
+            ours.append(
+                run_isolated(
+                    "mindspore",
+                    model_name=args.model,
+                    task=task,
+                    mode=args.mode,
+                    batch_size=args.batch_size,
+                    image_size=size,
+                    steps=steps,
+                )
+            )
             if not args.no_torch:
-                theirs.append(run_isolated("torch", model_name=TORCH_EQUIVALENTS[args.model], task=task,
-                                           batch_size=args.batch_size, image_size=size, steps=steps,
-                                           threads=args.threads))
+                theirs.append(
+                    run_isolated(
+                        "torch",
+                        model_name=TORCH_EQUIVALENTS[args.model],
+                        task=task,
+                        batch_size=args.batch_size,
+                        image_size=size,
+                        steps=steps,
+                        threads=args.threads,
+                    )
+                )
         best = lambda rs: max((r for r in rs if "error" not in r), key=lambda r: r["img_per_s"], default=None)  # noqa
         o, t = best(ours), best(theirs)
         results[name] = {"ours": ours, "torch": theirs}
         ratio = f"{o['img_per_s'] / t['img_per_s']:.2f}" if o and t else "–"
-        print(f"| {name} | {o['img_per_s'] if o else ours[-1].get('error')} | "
-              f"{t['img_per_s'] if t else (theirs[-1].get('error') if theirs else '–')} | {ratio} | "
-              f"{o['peak_rss_gib'] if o else '–'} | {t['peak_rss_gib'] if t else '–'} |", flush=True)
+        print(
+            f"| {name} | {o['img_per_s'] if o else ours[-1].get('error')} | "
+            f"{t['img_per_s'] if t else (theirs[-1].get('error') if theirs else '–')} | {ratio} | "
+            f"{o['peak_rss_gib'] if o else '–'} | {t['peak_rss_gib'] if t else '–'} |",
+            flush=True,
+        )
     with open(args.json, "w", encoding="utf-8") as f:
         json.dump({"model": args.model, "batch_size": args.batch_size, "results": results}, f, indent=2)
     print(f"wrote {args.json}")

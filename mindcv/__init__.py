@@ -1,4 +1,5 @@
 """mindcv: Res2Net image classification models, data pipelines and training on MindSpore."""
+
 from ._env import apply_env_defaults
 
 apply_env_defaults()  # before anything imports mindspore and runs a convolution

@@ -2,6 +2,7 @@
 
 A quick self-check of an installation: it needs no data and no network.
 """
+
 import argparse
 import time
 from typing import Optional, Sequence
@@ -22,7 +23,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from . import create_model, list_models
 
     names = list_models(args.models) if args.models else list_models()
-    x = ms.Tensor(np.random.default_rng(0).standard_normal((args.batch_size, 3, args.image_size, args.image_size)), ms.float32)
+    x = ms.Tensor(
+        np.random.default_rng(0).standard_normal((args.batch_size, 3, args.image_size, args.image_size)), ms.float32
+    )
     print(f"| model | params | output shape | forward (ms, {args.batch_size}x3x{args.image_size}x{args.image_size}) |")
     print("|---|---:|---|---:|")
     for name in names:

@@ -2,6 +2,7 @@
 
 Imported first by ``mindcv/__init__.py``; it must not import mindspore itself.
 """
+
 import os
 
 __all__ = ["apply_env_defaults", "ONEDNN_ISA_DEFAULT"]

@@ -20,6 +20,7 @@ PyTorch                                       mindcv
 ``fc.weight`` / ``fc.bias``                   ``classifier.weight`` / ``classifier.bias``
 ============================================  ==============================================
 """
+
 import argparse
 import logging
 import os

@@ -1,4 +1,5 @@
 """Test-session defaults: quiet MindSpore logs, fast CPU convolutions, PyNative mode per test."""
+
 import os
 
 os.environ.setdefault("GLOG_v", "3")

@@ -1,4 +1,5 @@
 """The oneDNN ISA default is applied at import and never overrides the user's value."""
+
 import os
 import subprocess
 import sys

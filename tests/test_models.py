@@ -1,4 +1,5 @@
 """Every registered model, tested generically on small inputs (batch 2, 64x64, PyNative unless noted)."""
+
 import numpy as np
 import pytest
 

@@ -4,6 +4,7 @@ Every convertible model gets timm's random weights with non-trivial BatchNorm st
 with ``mindcv.convert`` and must reproduce timm's eval-mode logits to 1e-4 relative, at 224 and at an
 odd, non-square size (which exercises the ceil-mode average-pool shortcut of the v1b models).
 """
+
 import os
 import subprocess
 import sys

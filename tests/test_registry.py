@@ -1,4 +1,5 @@
 """Registry and create_model behaviour: strictness, suggestions, filters and argument handling."""
+
 import sys
 
 import pytest
@@ -13,8 +14,9 @@ from mindcv.models import (
     list_modules,
     model_entrypoint,
     register_model,
+    registry,
+    res2net,
 )
-from mindcv.models import registry, res2net
 from mindcv.utils.errors import ConfigError, UnknownNameError
 
 

@@ -1,4 +1,5 @@
 """Pretrained download and checkpoint loading through the one build path (offline: 127.0.0.1 only)."""
+
 import os
 
 import numpy as np

@@ -1,9 +1,10 @@
 """Model registry, factory and families."""
+
 from . import res2net
-from .features import FeatureExtractor
-from .helpers import build_model_with_cfg, load_model_checkpoint, load_pretrained
-from .model_factory import create_model
-from .registry import (
+from .features import FeatureExtractor  # noqa: F401
+from .helpers import build_model_with_cfg, load_model_checkpoint, load_pretrained  # noqa: F401
+from .model_factory import create_model  # noqa: F401
+from .registry import (  # noqa: F401
     get_pretrained_cfg,
     is_model,
     is_model_in_modules,

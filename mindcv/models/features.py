@@ -5,6 +5,7 @@ per feature level, in forward order) and ``forward_intermediates(x)`` returning 
 of feature maps. :class:`FeatureExtractor` selects levels by index and drops the classifier, keeping
 parameter names unchanged so checkpoints of the full model still load.
 """
+
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import mindspore as ms

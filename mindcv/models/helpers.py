@@ -5,10 +5,11 @@ themselves. Loading is strict: a missing, unexpected or mis-shaped parameter is 
 them, with two deliberate exceptions (a differing class count drops the classifier when loading
 *published* weights, and a different ``in_channels`` adapts the first convolution).
 """
+
 import logging
 import os
 import re
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, Optional, Sequence, Tuple
 from urllib.parse import urlparse
 
 import numpy as np

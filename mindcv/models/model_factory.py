@@ -1,4 +1,5 @@
 """``create_model``: the one public way to build a registered model."""
+
 from typing import Any, Optional
 
 from mindspore import nn

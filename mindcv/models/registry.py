@@ -3,6 +3,7 @@
 Each model family module decorates its entrypoints with :func:`register_model`; the module's
 ``default_cfgs`` dict holds the pretrained config of every entrypoint under the same name.
 """
+
 import difflib
 import fnmatch
 import re

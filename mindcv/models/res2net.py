@@ -11,6 +11,7 @@ MindCV's, so its published Res2Net checkpoints load unchanged.
 The ``_v1b`` variants (called ``res2net50d``/``res2net101d`` in timm) use the deep 3-conv stem and
 an average-pool shortcut, the "ResNet-D" tweaks of Bag of Tricks, https://arxiv.org/abs/1812.01187.
 """
+
 import math
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
@@ -104,12 +105,17 @@ class Bottle2neck(nn.Cell):
         self.conv1 = _conv(in_channels, width * scale, 1)
         self.bn1 = _bn(width * scale)
         self.convs = nn.CellList(
-            [_conv(width, width, 3, stride=stride, dilation=dilation, groups=cardinality) for _ in range(self.num_branches)]
+            [
+                _conv(width, width, 3, stride=stride, dilation=dilation, groups=cardinality)
+                for _ in range(self.num_branches)
+            ]
         )
         self.bns = nn.CellList([_bn(width) for _ in range(self.num_branches)])
         self.has_pool = stage_first and scale > 1
         self.pool = (
-            nn.AvgPool2d(3, stride, pad_mode="pad", padding=1, count_include_pad=True) if self.has_pool else nn.Identity()
+            nn.AvgPool2d(3, stride, pad_mode="pad", padding=1, count_include_pad=True)
+            if self.has_pool
+            else nn.Identity()
         )
         self.conv3 = _conv(width * scale, out_channels, 1)
         self.bn3 = _bn(out_channels, zero_init=zero_init_last)
@@ -230,7 +236,9 @@ class Res2Net(nn.Cell):
                 dpr = drop_path_rate * block_idx / max(1, total_blocks - 1)
                 down_sample = None
                 if b == 0 and (stride != 1 or in_chs != planes * Bottle2neck.expansion):
-                    down_sample = self._shortcut(in_chs, planes * Bottle2neck.expansion, stride, nominal_stride, avg_down)
+                    down_sample = self._shortcut(
+                        in_chs, planes * Bottle2neck.expansion, stride, nominal_stride, avg_down
+                    )
                 blocks.append(
                     Bottle2neck(
                         in_chs,

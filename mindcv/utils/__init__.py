@@ -1,4 +1,5 @@
 """Shared utilities: errors, downloads, checkpoint files."""
+
 from .checkpoint import (
     clean_stale_temporaries,
     is_temporary_checkpoint,

@@ -4,6 +4,7 @@ A measurement runs in a child process (``python -m mindcv.utils.benchmarking '<j
 execution mode, the compile cache and the peak-memory reading belong to that configuration alone.
 Inputs are fixed random tensors: the figures are model + framework speed, without data loading.
 """
+
 import json
 import os
 import resource
@@ -276,8 +277,10 @@ def markdown_table(rows: List[Dict[str, Any]], header: bool = True) -> str:
         acc = r.get("published_top1_top5")
         err = t.get("error") or i.get("error")
         if err:
-            lines.append(f"| {r['model']} | {r['mode']} | {r['device']} | {r['batch_size']}x{r['image_size']} | "
-                         f"failed: {err} |")
+            lines.append(
+                f"| {r['model']} | {r['mode']} | {r['device']} | {r['batch_size']}x{r['image_size']} | "
+                f"failed: {err} |"
+            )
             continue
         lines.append(
             f"| {r['model']} | {r['mode']} | {r['device']} | {r['batch_size']}x{r['image_size']} | "

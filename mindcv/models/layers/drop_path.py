@@ -1,4 +1,5 @@
 """Stochastic depth (drop path) for residual branches."""
+
 import mindspore as ms
 from mindspore import nn, ops
 
