@@ -128,8 +128,9 @@ def test_accumulation_equals_one_step_on_the_concatenated_batch(mode):
     np.testing.assert_array_equal(step.accum_grads[0].asnumpy(), 0.0, err_msg="buffers are cleared after the update")
 
 
-@pytest.mark.parametrize("warmup_steps", [0, 3])
-def test_ema_matches_numpy_and_swaps(warmup_steps):
+@pytest.mark.parametrize("mode, warmup_steps", [(ms.PYNATIVE_MODE, 0), (ms.GRAPH_MODE, 3)])
+def test_ema_matches_numpy_and_swaps(mode, warmup_steps):
+    ms.set_context(mode=mode)
     net = _net()
     ema = EMA(net, decay=0.8, warmup_steps=warmup_steps)
     step = _step(net, ema=ema)
@@ -210,6 +211,13 @@ def test_resume_from_state_parameters_is_exact(tmp_path):
 def test_bad_arguments(kwargs, message):
     with pytest.raises(ConfigError, match=message):
         _step(_net(), **kwargs)
+
+
+def test_puts_the_network_in_training_mode():
+    net = _net()
+    net.set_train(False)
+    _step(net)
+    assert net.training and all(cell.training for _, cell in net.cells_and_names())
 
 
 def test_optimizer_with_its_own_loss_scale_is_rejected():

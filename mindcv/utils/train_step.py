@@ -15,8 +15,8 @@ Order of operations in a step::
     if finite: optimizer(grads); ema()                    (an overflowing update is skipped whatever the scaling)
 
 BatchNorm moving statistics are updated by the forward pass itself, so they change even on a skipped update (as in
-MindSpore's ``TrainOneStepWithLossScaleCell``). A float16 gradient overflow leaves them finite, but an inf/NaN in the
-input or the forward pass poisons them, so the caller should stop on a non-finite *loss* whatever the scaling.
+MindSpore's ``TrainOneStepWithLossScaleCell``). An overflow confined to the scaled backward pass leaves them finite;
+an inf/NaN already present in the input or the forward pass (then the returned loss is non-finite) reaches them too.
 
 Resume: every piece of state is a Parameter reachable from this Cell, listed by :meth:`TrainStep.state_parameters`:
 the network's weights and BN statistics, the optimizer's ``global_step`` (which indexes the learning-rate schedule),
@@ -68,7 +68,8 @@ class TrainStep(nn.Cell):
     """A training step for ``network`` with ``loss_fn`` and ``optimizer``; call it as ``loss, overflow = step(x, y)``.
 
     Args:
-        network: The model, in training mode (``network.set_train(True)``). AMP is applied to it in place.
+        network: The model. AMP is applied to it in place, and the step puts it in training mode on construction;
+            after evaluating with ``network.set_train(False)``, call ``network.set_train(True)`` before the next step.
         loss_fn: Cell or function ``loss_fn(logits, labels) -> scalar Tensor`` (mean over the batch).
         optimizer: A ``mindspore.nn.Optimizer`` over the network's trainable parameters, created with
             ``loss_scale=1.0`` (this step unscales the gradients itself).
@@ -155,14 +156,20 @@ class TrainStep(nn.Cell):
         self.ema = ema
         self.hyper_map = ops.HyperMap()
 
-        self.scale_value = Parameter(Tensor(float(loss_scale), ms.float32), name="train_step.loss_scale")
-        self.scale_counter = Parameter(Tensor(0, ms.int32), name="train_step.loss_scale_counter")
+        # State, not weights: requires_grad=False keeps these out of trainable_params() of any wrapper.
+        self.scale_value = Parameter(
+            Tensor(float(loss_scale), ms.float32), name="train_step.loss_scale", requires_grad=False
+        )
+        self.scale_counter = Parameter(Tensor(0, ms.int32), name="train_step.loss_scale_counter", requires_grad=False)
         if self.accum_steps > 1:
             self.accum_grads = self.weights.clone(prefix="train_step.accum_grads", init="zeros")
-            self.accum_step = Parameter(Tensor(0, ms.int32), name="train_step.accum_step")
+            for buffer in self.accum_grads:
+                buffer.requires_grad = False
+            self.accum_step = Parameter(Tensor(0, ms.int32), name="train_step.accum_step", requires_grad=False)
         if self.distribute:
             self.grad_reducer = nn.DistributedGradReducer(self.weights, mean=True)
         self.grad_fn = ms.value_and_grad(self._forward, None, self.weights, has_aux=True)
+        self.set_train(True)
 
     def _forward(self, images: Tensor, labels: Tensor, scale: Tensor) -> Tuple[Tensor, Tensor]:
         loss = self.loss_fn(self.network(images), labels)
