@@ -100,9 +100,9 @@ def _digest(array):
 
 def test_list_datasets_and_unknown_name():
     assert list_datasets() == ["cifar10", "cifar100", "digits", "imagenet"]
-    with pytest.raises(UnknownNameError, match=r"unknown dataset 'cifar'; did you mean: cifar10, cifar100\? known"):
+    with pytest.raises(UnknownNameError, match=r"unknown dataset 'cifar'; choose one of: cifar10, cifar100, "):
         create_dataset("cifar")
-    with pytest.raises(UnknownNameError, match="known datasets: cifar10, cifar100, digits, imagenet"):
+    with pytest.raises(UnknownNameError, match="choose one of: cifar10, cifar100, digits, imagenet"):
         create_dataset("mnist")
     with pytest.raises(UnknownNameError, match="create_transforms: unknown dataset 'mnist'"):
         create_transforms("mnist")

@@ -15,14 +15,13 @@ pipeline, e.g. for class names at inference time. (``info`` rather than ``num_cl
 ``Dataset`` already has a ``num_classes()`` method, which only image-folder readers answer.)
 """
 
-import difflib
 import ssl
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Tuple
 
 import mindspore.dataset as ds
 
-from ..utils.errors import ConfigError, DatasetError, UnknownNameError
+from ..utils.errors import ConfigError, DatasetError, unknown_name_error
 from .cifar import CIFAR_SPECS, build_cifar, cifar_split, prepare_cifar
 from .digits import DIGITS_CLASSES, build_digits, check_digits_split
 from .folder import IMAGE_CHECKS, build_image_folder, check_images, list_classes, scan_image_folder
@@ -128,9 +127,7 @@ def list_datasets() -> List[str]:
 
 def _check_name(name: str) -> str:
     if not isinstance(name, str) or name.lower() not in _DATASETS:
-        close = difflib.get_close_matches(str(name).lower(), list(_DATASETS), n=3, cutoff=0.5)
-        hint = f"did you mean: {', '.join(close)}? " if close else ""
-        raise UnknownNameError(f"unknown dataset {name!r}; {hint}known datasets: {', '.join(list_datasets())}")
+        raise unknown_name_error("dataset", name, list_datasets(), flag="--dataset")
     return name.lower()
 
 

@@ -1,6 +1,5 @@
 """Loss factory: ``create_loss(name, ...)`` over a name -> class registry, names as in upstream MindCV."""
 
-import difflib
 from typing import Any, Dict, List, Optional, Sequence, Type, Union
 
 import numpy as np
@@ -8,7 +7,7 @@ import numpy as np
 import mindspore as ms
 from mindspore import Tensor, nn
 
-from ..utils.errors import ConfigError, UnknownNameError
+from ..utils.errors import ConfigError, unknown_name_error
 from .cross_entropy import BinaryCrossEntropySmooth, CrossEntropySmooth
 
 __all__ = ["create_loss", "list_losses", "loss_kwargs"]
@@ -31,9 +30,7 @@ def _resolve(name: str) -> str:
     for key in _LOSSES:
         if key.lower() == str(name).lower():
             return key
-    close = difflib.get_close_matches(str(name).upper(), list(_LOSSES), n=2, cutoff=0.3)
-    others = [n for n in _LOSSES if n not in close]
-    raise UnknownNameError(f"unknown loss '{name}'; choose one of: {', '.join(close + others)} (set --loss)")
+    raise unknown_name_error("loss", name, _LOSSES, flag="--loss")
 
 
 def create_loss(

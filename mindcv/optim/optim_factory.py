@@ -24,7 +24,6 @@ Decaying those only pulls BN scales and biases towards zero and is known to hurt
 arXiv:1706.02677; He et al., "Bag of Tricks", arXiv:1812.01187).
 """
 
-import difflib
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
@@ -32,7 +31,7 @@ import numpy as np
 
 from mindspore import Parameter, Tensor, nn
 
-from ..utils.errors import ConfigError, UnknownNameError
+from ..utils.errors import ConfigError, unknown_name_error
 from .trust_ratio import LARS, Lamb
 
 __all__ = [
@@ -193,9 +192,7 @@ def _resolve(opt: str) -> str:
     key = str(opt).lower()
     if key in _OPTIMIZERS:
         return key
-    close = difflib.get_close_matches(key, list(_OPTIMIZERS), n=3, cutoff=0.5)
-    others = [n for n in _OPTIMIZERS if n not in close]
-    raise UnknownNameError(f"unknown optimizer '{opt}'; choose one of: {', '.join(close + others)} (set --opt)")
+    raise unknown_name_error("optimizer", opt, _OPTIMIZERS, flag="--opt")
 
 
 def _check_lr(lr: LearningRate) -> LearningRate:
@@ -316,8 +313,8 @@ def optimizer_kwargs(cfg: Any) -> Dict[str, Any]:
     wd_filter = getattr(cfg, "weight_decay_filter", None)
     if wd_filter is not None:
         if wd_filter not in WEIGHT_DECAY_FILTERS:
-            raise UnknownNameError(
-                f"unknown weight_decay_filter '{wd_filter}'; choose one of: {', '.join(WEIGHT_DECAY_FILTERS)}"
+            raise unknown_name_error(
+                "weight_decay_filter", wd_filter, WEIGHT_DECAY_FILTERS, flag="--weight_decay_filter"
             )
         kwargs["filter_bias_and_bn"] = WEIGHT_DECAY_FILTERS[wd_filter]
     return kwargs

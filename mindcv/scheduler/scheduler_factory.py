@@ -33,14 +33,13 @@ Phases:
 The step and multi-step decays never fall below ``min_lr`` either.
 """
 
-import difflib
 import math
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from ..utils.errors import ConfigError, UnknownNameError
+from ..utils.errors import ConfigError, unknown_name_error
 
 __all__ = ["create_scheduler", "list_schedulers", "scheduler_lr_at", "scheduler_kwargs"]
 
@@ -135,12 +134,8 @@ def list_schedulers() -> List[str]:
     return list(_SCHEDULERS)
 
 
-def _unknown_scheduler(name: str) -> UnknownNameError:
-    close = difflib.get_close_matches(str(name), list(_SCHEDULERS), n=3, cutoff=0.5)
-    others = [n for n in _SCHEDULERS if n not in close]
-    return UnknownNameError(
-        f"unknown scheduler '{name}'; choose one of: {', '.join(close + others)} (set --scheduler accordingly)"
-    )
+def _unknown_scheduler(name: str) -> Exception:
+    return unknown_name_error("scheduler", name, _SCHEDULERS, flag="--scheduler")
 
 
 def _validate(

@@ -5,7 +5,11 @@ such errors as one line (problem and fix) without a traceback; anything else is 
 traceback.
 """
 
+import difflib
+from typing import Iterable
+
 __all__ = [
+    "unknown_name_error",
     "MindCVError",
     "ConfigError",
     "UnknownNameError",
@@ -37,3 +41,20 @@ class DatasetError(MindCVError, ValueError):
 
 class DownloadError(MindCVError, OSError):
     """A file could not be downloaded or failed its integrity check."""
+
+
+def unknown_name_error(kind: str, name: object, choices: Iterable[str], flag: str = "") -> UnknownNameError:
+    """One-line error for a name not in ``choices``, listing the closest matches first, then the rest.
+
+    Args:
+        kind: what was looked up ("optimizer", "dataset", ...).
+        name: the name given.
+        choices: the valid names, in the order to list them.
+        flag: the command-line option that sets it, named in the fix (e.g. ``"--opt"``).
+    """
+    choices = list(choices)
+    lowered = {c.lower(): c for c in choices}
+    close = [lowered[c] for c in difflib.get_close_matches(str(name).lower(), list(lowered), n=3, cutoff=0.5)]
+    ordered = close + [c for c in choices if c not in close]
+    where = f" (set {flag})" if flag else ""
+    return UnknownNameError(f"unknown {kind} '{name}'; choose one of: {', '.join(ordered)}{where}")
