@@ -1,4 +1,4 @@
-"""Shared utilities: errors, downloads, checkpoint files."""
+"""Shared utilities: errors, downloads, checkpoint files, the train step and EMA."""
 
 from .checkpoint import (
     clean_stale_temporaries,
@@ -8,12 +8,26 @@ from .checkpoint import (
     split_checkpoint,
 )
 from .download import FileLockTimeout, download_url, file_lock, get_cache_dir, hash_file
-from .errors import CheckpointError, ConfigError, DatasetError, DownloadError, MindCVError, UnknownNameError
+from .ema import EMA, ema_to_network_names
+from .errors import (
+    CheckpointError,
+    ConfigError,
+    DatasetError,
+    DownloadError,
+    MindCVError,
+    UnknownNameError,
+    unknown_name_error,
+)
+from .train_step import TrainStep
 
 __all__ = [
     "MindCVError",
     "ConfigError",
     "UnknownNameError",
+    "unknown_name_error",
+    "TrainStep",
+    "EMA",
+    "ema_to_network_names",
     "CheckpointError",
     "DatasetError",
     "DownloadError",
