@@ -1,0 +1,99 @@
+"""Export a mindcv model to MINDIR and/or ONNX (AIR on Ascend) for a fixed input shape.
+
+    python export.py --model res2net50 --pretrained --file_format both --output res2net50
+    python export.py --model res2net50 --ckpt_path run/best.ckpt --batch_size 1 --image_size 224 --output out/r50
+
+The model is exported in eval mode; each file is written under a temporary name and renamed when
+complete. Reload a MINDIR with ``nn.GraphCell(mindspore.load(path))``; the ONNX graph has one input
+``input`` (N, C, H, W) and one output ``logits``.
+"""
+
+import os
+
+os.environ.setdefault("GLOG_v", "3")  # MindSpore reads it once, at import: errors only unless the user asks
+
+import argparse  # noqa: E402
+import logging  # noqa: E402
+import sys  # noqa: E402
+from typing import Callable, Optional, Sequence  # noqa: E402
+
+import mindspore as ms  # noqa: E402
+
+from mindcv.utils.errors import ConfigError, MindCVError  # noqa: E402
+from mindcv.utils.export import export_model, resolve_formats  # noqa: E402
+from mindcv.utils.infer import build_inference_model  # noqa: E402
+
+
+class _Parser(argparse.ArgumentParser):
+    """Reports a bad command line as a ConfigError, printed as one line by :func:`_run_cli`."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise ConfigError(f"{message} (see --help)")
+
+
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    """Parse the command line (``argv`` without the program name; None: ``sys.argv[1:]``)."""
+    parser = _Parser(description=__doc__.splitlines()[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    group = parser.add_argument_group("model")
+    group.add_argument("--model", default=None, help="registered name; default: the checkpoint's, else res2net50")
+    group.add_argument("--pretrained", action="store_true", help="use the published weights")
+    group.add_argument("--ckpt_path", default="", help="weights to load (.ckpt/.safetensors); missing is an error")
+    group.add_argument("--num_classes", type=int, default=None, help="default: the checkpoint's, else 1000")
+    group.add_argument("--in_channels", type=int, default=3, help="input image channels")
+    group = parser.add_argument_group("export")
+    group.add_argument(
+        "--file_format",
+        default="MINDIR",
+        type=str.upper,
+        choices=["MINDIR", "ONNX", "AIR", "BOTH"],
+        help="BOTH: MINDIR and ONNX; AIR needs --device_target Ascend",
+    )
+    group.add_argument("--batch_size", type=int, default=1, help="batch dimension of the exported input")
+    group.add_argument("--image_size", type=int, default=None, help="input height/width; default: the model's (224)")
+    group.add_argument(
+        "--output", default=None, help="output path; the format's extension is added (default: model name)"
+    )
+    group = parser.add_argument_group("system")
+    group.add_argument("--device_target", default="CPU", choices=["CPU", "GPU", "Ascend"])
+    group.add_argument("--debug", action="store_true", help="show full tracebacks instead of one-line errors")
+    args = parser.parse_args(argv)
+    for name in ("num_classes", "in_channels", "batch_size", "image_size"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            parser.error(f"--{name} must be >= 1, got {value}")
+    return args
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Export the model; returns the exit code."""
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s", stream=sys.stderr)
+    if ms.get_context("device_target") != args.device_target:  # MindSpore refuses a second set_device
+        ms.set_device(args.device_target)
+    resolve_formats(args.file_format)  # reject AIR off Ascend before building (or downloading) the model
+
+    model, _ = build_inference_model(
+        args.model, args.ckpt_path, args.pretrained, args.num_classes, in_channels=args.in_channels
+    )
+    image_size = args.image_size or int(model.pretrained_cfg["input_size"][-1])
+    shape = (args.batch_size, args.in_channels, image_size, image_size)
+    output = args.output or model.pretrained_cfg["architecture"]
+    for path in export_model(model, output, shape, args.file_format):
+        print(path)
+    return 0
+
+
+def _run_cli(main_fn: Callable[[Optional[Sequence[str]]], int], argv: Optional[Sequence[str]] = None) -> int:
+    """Print a user error as one ``error: ...`` line with exit code 2 (a traceback only with --debug)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        return main_fn(argv)
+    except MindCVError as e:
+        if "--debug" in argv:
+            raise
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(_run_cli(main))
