@@ -1,0 +1,120 @@
+"""Classify image files or folders with a mindcv model: top-k classes with probabilities, as text or JSON.
+
+    python infer.py photos/ --model res2net50 --pretrained --topk 5
+    python infer.py cat.jpg dog.png --model res2net50 --ckpt_path run/best.ckpt --class_names names.txt \\
+        --output json --output_file predictions.json --mode 1
+
+Folders are searched recursively for jpg/jpeg/png/bmp/webp files (any case). Preprocessing follows the
+model's config (resize the shorter side to image_size / crop_pct, centre crop, normalise), as
+validate.py does. An unreadable image is skipped with a warning and counted (``--strict``: an error).
+"""
+
+import os
+
+os.environ.setdefault("GLOG_v", "3")  # MindSpore reads it once, at import: errors only unless the user asks
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import logging  # noqa: E402
+import sys  # noqa: E402
+from typing import Callable, Optional, Sequence  # noqa: E402
+
+import mindspore as ms  # noqa: E402
+
+from mindcv.utils.errors import ConfigError, DatasetError, MindCVError  # noqa: E402
+from mindcv.utils.infer import (  # noqa: E402
+    build_inference_model,
+    classify_files,
+    format_text,
+    list_images,
+    resolve_class_names,
+    resolve_data_config,
+)
+
+
+class _Parser(argparse.ArgumentParser):
+    """Reports a bad command line as a ConfigError, printed as one line by :func:`_run_cli`."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise ConfigError(f"{message} (see --help)")
+
+
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    """Parse the command line (``argv`` without the program name; None: ``sys.argv[1:]``)."""
+    parser = _Parser(description=__doc__.splitlines()[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("inputs", nargs="+", help="image files and/or folders (searched recursively)")
+    group = parser.add_argument_group("model")
+    group.add_argument("--model", default=None, help="registered name; default: the checkpoint's, else res2net50")
+    group.add_argument("--pretrained", action="store_true", help="use the published weights")
+    group.add_argument("--ckpt_path", default="", help="weights to load (.ckpt/.safetensors); missing is an error")
+    group.add_argument("--num_classes", type=int, default=None, help="default: the checkpoint's, else 1000")
+    group = parser.add_argument_group("data")
+    group.add_argument("--class_names", default=None, help="text file, one class name per line in index order")
+    group.add_argument("--image_size", type=int, default=None, help="crop size; default: the model's (224)")
+    group.add_argument("--crop_pct", type=float, default=None, help="centre-crop fraction; default: the model's")
+    group.add_argument("--interpolation", default=None, choices=["nearest", "bilinear", "bicubic", "area"])
+    group.add_argument("--batch_size", type=int, default=8, help="images per forward pass")
+    group.add_argument("--strict", action="store_true", help="stop at an unreadable image instead of skipping it")
+    group = parser.add_argument_group("output")
+    group.add_argument("--topk", type=int, default=5, help="classes reported per image")
+    group.add_argument("--output", default="text", choices=["text", "json"], help="output format")
+    group.add_argument("--output_file", default=None, help="write the output here instead of stdout")
+    group = parser.add_argument_group("system")
+    group.add_argument("--mode", type=int, default=0, choices=[0, 1], help="0: Graph (compiled), 1: PyNative")
+    group.add_argument("--device_target", default="CPU", choices=["CPU", "GPU", "Ascend"])
+    group.add_argument("--debug", action="store_true", help="show full tracebacks instead of one-line errors")
+    args = parser.parse_args(argv)
+    if args.num_classes is not None and args.num_classes < 1:
+        parser.error(f"--num_classes must be >= 1, got {args.num_classes}")
+    if args.batch_size < 1 or args.topk < 1:
+        parser.error("--batch_size and --topk must be >= 1")
+    return args
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run inference; returns the exit code."""
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s", stream=sys.stderr)
+    ms.set_context(mode=args.mode)
+    if ms.get_context("device_target") != args.device_target:  # MindSpore refuses a second set_device
+        ms.set_device(args.device_target)
+
+    files = list_images(args.inputs)
+    model, metadata = build_inference_model(args.model, args.ckpt_path, args.pretrained, args.num_classes)
+    class_names = resolve_class_names(model.num_classes, args.class_names, metadata)
+    data_config = resolve_data_config(model.pretrained_cfg, args.image_size, args.crop_pct, args.interpolation)
+    result = classify_files(
+        model, files, class_names, data_config, args.batch_size, args.topk, args.strict, fixed_batch=args.mode == 0
+    )
+    if not result.predictions:
+        raise DatasetError(f"none of the {len(result.skipped)} image(s) could be read; see the warnings above")
+
+    if args.output == "json":
+        weights = args.ckpt_path or ("pretrained" if args.pretrained else "random init")
+        name = model.pretrained_cfg["architecture"]
+        text = json.dumps(dict(model=name, weights=weights, **result.to_dict()), indent=2)
+    else:
+        text = format_text(result)
+    if args.output_file:
+        os.makedirs(os.path.dirname(os.path.abspath(args.output_file)), exist_ok=True)
+        with open(args.output_file, "w", encoding="utf-8") as f:
+            f.write(text + "\n")
+    else:
+        print(text)
+    return 0
+
+
+def _run_cli(main_fn: Callable[[Optional[Sequence[str]]], int], argv: Optional[Sequence[str]] = None) -> int:
+    """Print a user error as one ``error: ...`` line with exit code 2 (a traceback only with --debug)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        return main_fn(argv)
+    except MindCVError as e:
+        if "--debug" in argv:
+            raise
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(_run_cli(main))
