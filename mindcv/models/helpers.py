@@ -136,7 +136,7 @@ def load_params_into_model(
         )
     for p in model.get_parameters():
         if p.name in weights:
-            p.set_data(ms.Tensor(_to_numpy(weights[p.name]).astype(ms.dtype_to_nptype(p.dtype), copy=False)))
+            p.set_data(ms.Tensor(_to_numpy(weights[p.name]), dtype=p.dtype))
 
 
 def _read(path: str) -> Dict[str, Any]:
