@@ -1,0 +1,177 @@
+"""What every command-line script shares: one-line errors, the device context, quiet interpreter exit.
+
+``train.py``, ``validate.py`` (and the export/inference scripts) end with ``sys.exit(main())`` where
+``main(argv=None)`` returns ``run_cli(run, argv, description)``: the configuration is parsed, ``run``
+is called with it, and any :class:`~mindcv.utils.errors.MindCVError` (bad input: a wrong option, a
+missing file, an unreachable download...) becomes one line ``error: <problem and fix>`` on stderr
+and exit status 2, with the traceback only under ``--debug``. Anything else is a bug and keeps its
+traceback.
+
+Scripts should set ``GLOG_v`` before importing mindcv (MindSpore reads it when it loads); see
+:func:`quiet_mindspore_env`.
+"""
+
+import contextlib
+import logging
+import os
+import sys
+import traceback
+from argparse import Namespace
+from typing import Callable, Iterator, Optional, Sequence
+
+from mindspore import nn
+
+from .errors import ConfigError, MindCVError
+from .logger import close_logger
+
+__all__ = ["run_cli", "setup_context", "quiet_mindspore_env", "EXIT_USAGE"]
+
+#: Exit status of a user error (the argparse convention).
+EXIT_USAGE = 2
+
+_logger = logging.getLogger("mindcv")
+
+
+def _patch_cell_del() -> None:
+    """Silence ``Cell.__del__`` errors at interpreter teardown.
+
+    Cells that outlive ``main()`` (captured by a compiled function, for instance) are destroyed after
+    MindSpore's module globals are set to None, and each one prints ``AttributeError: 'NoneType'
+    object has no attribute 'total_instance_count'`` (hundreds of lines for a ResNet). Swallowing
+    exceptions in ``__del__`` is what the interpreter would do anyway, minus the noise. Ending the
+    process with ``os._exit`` would also hide them, but under msrun a worker that skips MindSpore's
+    finalisation is reported as failed.
+    """
+    original = nn.Cell.__del__
+    if getattr(original, "_mindcv_quiet", False):
+        return
+
+    def quiet_del(self: nn.Cell) -> None:
+        try:
+            original(self)
+        except Exception:  # noqa: BLE001 - teardown only; there is nothing left to report to
+            pass
+
+    quiet_del._mindcv_quiet = True  # type: ignore[attr-defined]
+    nn.Cell.__del__ = quiet_del
+
+
+_patch_cell_del()
+
+
+def quiet_mindspore_env() -> None:
+    """Default ``GLOG_v`` to 3 (errors only) unless the user set it; call before importing mindspore."""
+    os.environ.setdefault("GLOG_v", "3")
+
+
+def _wants_debug(argv: Sequence[str]) -> bool:
+    """``--debug`` (or ``debug=true``) on the command line, found even when parsing itself fails."""
+    for i, token in enumerate(argv):
+        key, _, value = token.lstrip("-").partition("=")
+        if key != "debug" or (token.startswith("-") and not token.startswith("--")):
+            continue
+        if not value and i + 1 < len(argv) and not argv[i + 1].startswith("-") and "=" not in argv[i + 1]:
+            value = argv[i + 1]
+        return value.lower() not in ("false", "0", "no", "n", "off")
+    return False
+
+
+def _one_line(error: BaseException) -> str:
+    text = " ".join(str(error).split())
+    return text or type(error).__name__
+
+
+def run_cli(
+    run: Callable[[Namespace], None],
+    argv: Optional[Sequence[str]] = None,
+    description: str = "mindcv",
+) -> int:
+    """Parse the configuration and call ``run(cfg)``, turning user errors into one line and status 2.
+
+    Args:
+        run: The script's body, given the parsed configuration.
+        argv: Command-line tokens without the program name; None reads ``sys.argv[1:]``.
+        description: Text at the top of ``--help``.
+
+    Returns:
+        0 on success, :data:`EXIT_USAGE` after a user error, 130 after Ctrl-C.
+    """
+    from .config import parse_args  # late: keeps this module importable without the data/optim packages
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = _wants_debug(argv)
+    try:
+        cfg = parse_args(argv, description)
+        debug = debug or bool(cfg.debug)
+        run(cfg)
+        return 0
+    except MindCVError as e:
+        if debug:
+            traceback.print_exc()
+        message = _one_line(e)
+        _log_to_files(f"error: {message}")  # the reason stays in train.log too
+        print(f"error: {message}", file=sys.stderr, flush=True)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        _log_to_files("interrupted")
+        print(
+            "error: interrupted; the last completed checkpoint is kept (continue with --resume auto)", file=sys.stderr
+        )
+        return 130
+    finally:
+        close_logger()  # a later run in the same process (tests, notebooks) starts clean
+
+
+def _log_to_files(text: str) -> None:
+    record = _logger.makeRecord(_logger.name, logging.ERROR, __file__, 0, "%s", (text,), None)
+    for handler in _logger.handlers:
+        if isinstance(handler, logging.FileHandler):
+            handler.handle(record)
+
+
+@contextlib.contextmanager
+def _mindspore_log_muted() -> Iterator[None]:
+    """Silence MindSpore's Python logger for a block whose failure we report ourselves in one line."""
+    try:
+        from mindspore import log as ms_log
+
+        ms_logger = ms_log._get_logger()  # private, but the only handle on MindSpore's own logger
+    except Exception:  # noqa: BLE001 - a MindSpore without it: just show its lines
+        yield
+        return
+    level = ms_logger.level
+    ms_logger.setLevel(logging.CRITICAL + 1)
+    try:
+        yield
+    finally:
+        ms_logger.setLevel(level)
+
+
+def setup_context(mode: int, device_target: str, amp_level: str = "O0") -> None:
+    """Select Graph/PyNative mode and the device, with one-line errors for an unavailable device.
+
+    Args:
+        mode: 0 Graph, 1 PyNative.
+        device_target: ``"CPU"``, ``"GPU"`` or ``"Ascend"``.
+        amp_level: Checked against the device: float16 AMP on the CPU runs but is slower than
+            float32 (and bfloat16 convolutions are unsupported there), so it is allowed with a warning.
+
+    Raises:
+        ConfigError: The MindSpore installation cannot run on ``device_target``.
+    """
+    import mindspore as ms
+
+    ms.set_context(mode=ms.GRAPH_MODE if mode == 0 else ms.PYNATIVE_MODE)
+    try:
+        with _mindspore_log_muted():  # its version probes print several lines for a missing device
+            ms.set_device(device_target)
+    except (RuntimeError, ValueError) as e:
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ConfigError(
+            f"--device_target {device_target} is not usable here ({reason[:160]}); install the MindSpore build for "
+            "that device or use --device_target CPU"
+        ) from None
+    if device_target == "CPU" and amp_level != "O0":
+        _logger.warning(
+            "amp_level %s on CPU: float16 runs slower than float32 there; --amp_level O0 is the CPU default", amp_level
+        )

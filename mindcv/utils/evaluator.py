@@ -1,0 +1,136 @@
+"""Top-1, top-5 and loss over every sample of an evaluation loader, summed over ranks.
+
+The last, smaller batch is padded to the full batch size with label -1 and masked out, so it counts
+exactly and the compiled graph keeps one input shape (a second shape would cost a second compile,
+15-20 s for a ResNet-50 on CPU). Per-batch sums stay on the device until the end of the pass: one
+host read per evaluation. In a distributed run each rank evaluates its shard (disjoint, together
+complete) and the sums are all-reduced, so the metrics are correct/total over the whole split.
+"""
+
+import csv
+import json
+import os
+from typing import Any, Dict, Optional
+
+import numpy as np
+
+import mindspore as ms
+import mindspore.dataset as ds
+from mindspore import Tensor, nn, ops
+
+from .distributed import all_reduce_sum
+from .errors import ConfigError
+
+__all__ = ["Evaluator", "check_results_file", "save_results"]
+
+_RESULT_FORMATS = (".json", ".csv")
+
+
+def check_results_file(path: str) -> None:
+    """Fail before the evaluation, not after it, on a results file that cannot be written.
+
+    Raises:
+        ConfigError: The extension is not .json/.csv, or the folder does not exist.
+    """
+    ext = os.path.splitext(path)[1].lower()
+    if ext not in _RESULT_FORMATS:
+        raise ConfigError(f"--results_file {path}: use a .json or .csv name (the extension selects the format)")
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise ConfigError(f"--results_file {path}: folder {folder} does not exist; create it or choose another path")
+
+
+def save_results(path: str, results: Dict[str, Any]) -> str:
+    """Write one evaluation's results as JSON (an object) or CSV (a header and one row), by extension."""
+    check_results_file(path)
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8", newline="") as f:
+        if path.lower().endswith(".json"):
+            json.dump(results, f, indent=2)
+            f.write("\n")
+        else:
+            writer = csv.DictWriter(f, fieldnames=list(results))
+            writer.writeheader()
+            writer.writerow(results)
+    os.replace(tmp, path)
+    return path
+
+
+class _EvalStep(nn.Cell):
+    """(correct top-1, correct top-k, summed cross-entropy, samples) of one padded batch."""
+
+    def __init__(self, network: nn.Cell, topk: int) -> None:
+        super().__init__(auto_prefix=False)
+        self.network = network
+        self.topk = topk
+
+    @ms.jit
+    def construct(self, images: Tensor, labels: Tensor) -> Tensor:
+        logits = self.network(images).astype(ms.float32)
+        valid = labels >= 0
+        target = ops.maximum(labels, 0)  # padded rows (-1) are masked below; any class index will do
+        validf = valid.astype(ms.float32)
+        loss = ops.cross_entropy(logits, target, reduction="none")
+        top1 = (ops.argmax(logits, dim=1).astype(target.dtype) == target).astype(ms.float32)
+        _, indices = ops.topk(logits, self.topk)
+        topk = (indices.astype(target.dtype) == target.expand_dims(1)).any(axis=1).astype(ms.float32)
+        return ops.stack([(top1 * validf).sum(), (topk * validf).sum(), (loss * validf).sum(), validf.sum()])
+
+
+class Evaluator:
+    """Evaluates a classification network on loaders of ``(image, label)`` batches.
+
+    Args:
+        network: The model (put in eval mode during the pass, restored afterwards).
+        batch_size: The loaders' batch size; smaller batches are padded to it.
+        num_classes: Number of classes (top-k uses ``k = min(5, num_classes)``).
+        distribute: Sum the counts over all ranks.
+    """
+
+    def __init__(self, network: nn.Cell, batch_size: int, num_classes: int, distribute: bool = False) -> None:
+        self.network = network
+        self.batch_size = int(batch_size)
+        self.topk = min(5, int(num_classes))
+        self.distribute = distribute
+        self._step = _EvalStep(network, self.topk)
+
+    def _pad(self, images: np.ndarray, labels: np.ndarray):
+        short = self.batch_size - len(labels)
+        if short <= 0:
+            return images, labels
+        images = np.concatenate([images, np.zeros((short,) + images.shape[1:], images.dtype)])
+        labels = np.concatenate([labels, np.full((short,), -1, labels.dtype)])
+        return images, labels
+
+    def evaluate(self, loader: ds.Dataset) -> Dict[str, float]:
+        """One pass over ``loader``.
+
+        Returns:
+            ``{"top1": %, "top5": %, "loss": mean cross-entropy, "num_samples": n}`` (top-k with k =
+            ``min(5, num_classes)`` is reported as ``top5``).
+        """
+        was_training = self.network.training
+        self.network.set_train(False)
+        total: Optional[Tensor] = None
+        try:
+            for images, labels in loader.create_tuple_iterator(num_epochs=1, output_numpy=True):
+                if len(labels) > self.batch_size:
+                    raise ValueError(f"evaluation batch of {len(labels)} exceeds batch_size={self.batch_size}")
+                images, labels = self._pad(images, labels.astype(np.int32))
+                sums = self._step(Tensor(images), Tensor(labels))
+                total = sums if total is None else total + sums
+        finally:
+            self.network.set_train(was_training)
+        counts = np.zeros(4) if total is None else total.asnumpy().astype(np.float64)
+        if self.distribute:
+            counts = all_reduce_sum(counts)
+        correct1, correctk, loss_sum, n = counts
+        n_int = int(round(n))
+        if n_int == 0:
+            return {"top1": 0.0, "top5": 0.0, "loss": float("nan"), "num_samples": 0}
+        return {
+            "top1": 100.0 * correct1 / n,
+            "top5": 100.0 * correctk / n,
+            "loss": loss_sum / n,
+            "num_samples": n_int,
+        }

@@ -1,0 +1,53 @@
+"""The ``mindcv`` logger of the scripts: INFO lines on stdout, and ``train.log`` in the output folder.
+
+Only rank 0 of a distributed run writes the file; every rank prints, so msrun's per-worker logs
+(``msrun_log/worker_N.log``) show each rank's progress.
+"""
+
+import logging
+import os
+import sys
+from typing import Optional
+
+__all__ = ["setup_logger", "close_logger", "LOGGER_NAME"]
+
+LOGGER_NAME = "mindcv"
+_FORMAT = "[%(asctime)s] %(message)s"
+_DATEFMT = "%Y-%m-%d %H:%M:%S"
+
+
+def setup_logger(
+    output_dir: Optional[str] = None, rank: int = 0, filename: str = "train.log", level: int = logging.INFO
+) -> logging.Logger:
+    """Configure and return the ``mindcv`` logger, replacing handlers of an earlier call in this process.
+
+    Args:
+        output_dir: Folder of the log file; None logs to stdout only.
+        rank: The process's rank; only rank 0 writes the file, and other ranks prefix their lines.
+        filename: Log file name inside ``output_dir`` (appended to, so a resumed run continues it).
+        level: Logging level.
+
+    Returns:
+        The configured logger.
+    """
+    logger = close_logger()
+    logger.setLevel(level)
+    logger.propagate = False
+    prefix = f"[rank {rank}] " if rank else ""
+    console = logging.StreamHandler(sys.stdout)
+    console.setFormatter(logging.Formatter(prefix + _FORMAT, _DATEFMT))
+    logger.addHandler(console)
+    if output_dir is not None and rank == 0:
+        file_handler = logging.FileHandler(os.path.join(output_dir, filename), encoding="utf-8")
+        file_handler.setFormatter(logging.Formatter(_FORMAT, _DATEFMT))
+        logger.addHandler(file_handler)
+    return logger
+
+
+def close_logger() -> logging.Logger:
+    """Remove and close the handlers of the ``mindcv`` logger (the log file is flushed and released)."""
+    logger = logging.getLogger(LOGGER_NAME)
+    for handler in list(logger.handlers):
+        logger.removeHandler(handler)
+        handler.close()
+    return logger
