@@ -50,6 +50,30 @@ def test_loss_decreases(mode):
     assert int(step.global_step.asnumpy()[0]) == 6
 
 
+@pytest.mark.parametrize("check_gradients", [None, True])
+def test_fp32_non_finite_step_is_skipped(check_gradients):
+    """Plain fp32 checks only the loss by default (cheap); either way an inf step leaves every weight alone."""
+    net = _net(bn=False)
+    step = _step(net, check_gradients=check_gradients)
+    assert step.check_gradients is bool(check_gradients) and not step.scaled
+    x, y = _batch()
+    before = _weights(net)
+    bad = Tensor(np.where(np.arange(x.size).reshape(x.shape) == 5, np.inf, x.asnumpy()).astype(np.float32))
+    _, overflow = step(bad, y)
+    assert bool(overflow.asnumpy())
+    for name, value in _weights(net).items():
+        np.testing.assert_array_equal(value, before[name], err_msg=name)
+    assert int(step.global_step.asnumpy()[0]) == 0
+    _, overflow = step(x, y)
+    assert not bool(overflow.asnumpy()) and int(step.global_step.asnumpy()[0]) == 1
+
+
+def test_gradient_check_defaults():
+    assert _step(_net(bn=False), loss_scale=1024.0).check_gradients
+    assert _step(_net(bn=False), loss_scale_type="dynamic").check_gradients
+    assert not _step(_net(bn=False)).check_gradients
+
+
 def test_dynamic_scale_skips_overflow_and_adjusts_scale():
     # No BN here: BN statistics are updated by the forward pass before the overflow is known (as in MindSpore's own
     # loss-scale cells), and an inf input would poison them; everything the update writes must stay unchanged.

@@ -10,7 +10,8 @@ Order of operations in a step::
     grads = d(loss * scale) / d(weights) / scale          (scale = current loss scale)
     grads = mean of grads over ranks                      (distribute=True)
     [accumulate grads; stop here unless this is the N-th micro-step, then use the mean of the N]
-    finite = all grads finite;  dynamic scaling: adjust the scale from `finite`
+    finite = all grads finite (with AMP or loss scaling; plain fp32: the loss is finite)
+    dynamic scaling: adjust the scale from `finite`
     grads = clip_by_global_norm(grads, clip_value)        (clip_grad=True)
     if finite: optimizer(grads); ema()                    (an overflowing update is skipped whatever the scaling)
 
@@ -90,6 +91,10 @@ class TrainStep(nn.Cell):
         distribute: Average gradients over all ranks with ``nn.DistributedGradReducer`` (needs
             ``mindspore.communication.init()`` before construction, e.g. under ``msrun``). Gradients are reduced on
             every micro-step, outside any branch, so every rank runs the same collectives.
+        check_gradients: Test every gradient for inf/NaN before the update. ``None`` (default) does so when it can
+            matter, i.e. with AMP or a loss scale other than a fixed 1; plain float32 training then checks only the
+            loss, whose non-finite value accompanies a non-finite gradient. The full check costs an IsFinite and a
+            ReduceAll per parameter: 14% of a res2net50 step at 32x32 on a 2-core CPU.
 
     Returns (when called):
         ``(loss, overflow)``: the micro-batch loss (float32, unscaled) and a bool scalar that is True when the
@@ -115,6 +120,7 @@ class TrainStep(nn.Cell):
         gradient_accumulation_steps: int = 1,
         ema: Optional[EMA] = None,
         distribute: bool = False,
+        check_gradients: Optional[bool] = None,
     ) -> None:
         # auto_prefix=False keeps the network's parameter names unchanged ("conv1.weight", not "network.conv1...").
         super().__init__(auto_prefix=False)
@@ -146,6 +152,9 @@ class TrainStep(nn.Cell):
         self.clip_value = float(clip_value)
         self.accum_steps = int(gradient_accumulation_steps)
         self.distribute = bool(distribute)
+        # With a fixed scale of 1 the scaling multiplies are no-ops; skip them (one Mul per parameter).
+        self.scaled = self.dynamic or float(loss_scale) != 1.0
+        self.check_gradients = (self.scaled or amp_level != "O0") if check_gradients is None else bool(check_gradients)
 
         # For O2/O3 this casts the network in place and returns a wrapper that casts the output back to float32;
         # the parameters stay the same objects, so the optimizer and the EMA keep tracking them.
@@ -173,6 +182,8 @@ class TrainStep(nn.Cell):
 
     def _forward(self, images: Tensor, labels: Tensor, scale: Tensor) -> Tuple[Tensor, Tensor]:
         loss = self.loss_fn(self.network(images), labels)
+        if not self.scaled:
+            return loss, loss
         # Differentiate the scaled loss (so float16 gradients stay above underflow); return the plain one as aux.
         return loss * scale.astype(loss.dtype), loss
 
@@ -191,7 +202,7 @@ class TrainStep(nn.Cell):
 
     def _update(self, grads: Tuple[Tensor, ...], loss: Tensor) -> Tuple[Tensor, Tensor]:
         """Check, clip and apply mean gradients; returns (loss, overflow)."""
-        finite = ms.amp.all_finite(grads)
+        finite = ms.amp.all_finite(grads) if self.check_gradients else ops.isfinite(loss).all()
         if self.dynamic:
             loss = F.depend(loss, self._adjust_scale(finite))
         if self.clip_grad:
@@ -206,7 +217,8 @@ class TrainStep(nn.Cell):
     def construct(self, images: Tensor, labels: Tensor) -> Tuple[Tensor, Tensor]:
         scale = self.scale_value
         (_, loss), grads = self.grad_fn(images, labels, scale)
-        grads = self.hyper_map(F.partial(_unscale, ops.reciprocal(scale)), grads)
+        if self.scaled:
+            grads = self.hyper_map(F.partial(_unscale, ops.reciprocal(scale)), grads)
         if self.distribute:
             grads = self.grad_reducer(grads)
         if self.accum_steps == 1:
