@@ -56,6 +56,9 @@ class PointwiseConv2d(nn.Conv2d):
             weight_init=HeNormal(mode="fan_out", nonlinearity="relu"),
         )
         self.step = stride
+        # The MatMul primitive differentiates through its transpose flags; ops.matmul (MatMulExt)
+        # materialises explicit Transposes of both operands in the backward pass.
+        self.matmul = ops.MatMul()
 
     def construct(self, x: ms.Tensor) -> ms.Tensor:
         n, c, h, w = x.shape
@@ -68,7 +71,7 @@ class PointwiseConv2d(nn.Conv2d):
             x = ops.gather(x, ops.arange(0, h, self.step), 2)
             x = ops.gather(x, ops.arange(0, w, self.step), 3)
         cols = x.transpose(1, 0, 2, 3).reshape(c, n * out_h * out_w)
-        out = ops.matmul(self.weight.reshape(self.out_channels, c), cols)
+        out = self.matmul(self.weight.reshape(self.out_channels, c), cols)
         return out.reshape(self.out_channels, n, out_h, out_w).transpose(1, 0, 2, 3)
 
 
