@@ -130,6 +130,16 @@ def convert_state_dict(state_dict: Dict[str, np.ndarray], model_name: str) -> Di
     out: Dict[str, np.ndarray] = {}
     unexpected: List[str] = []
     mismatched: List[str] = []
+    not_float = [
+        f"{k} ({np.asarray(v).dtype})"
+        for k, v in state_dict.items()
+        if not k.endswith("num_batches_tracked") and np.asarray(v).dtype.kind != "f"
+    ]
+    if not_float:
+        raise CheckpointError(
+            f"the source holds non-floating tensors ({', '.join(not_float[:3])}{' ...' if len(not_float) > 3 else ''}"
+            "); it is not a float state dict of model weights"
+        )
     for key, value in state_dict.items():
         value = np.asarray(value)
         name = _rename(key, value, shapes)

@@ -143,3 +143,26 @@ def test_adapt_input_conv():
     assert adapt_input_conv(3, w) is w
     with pytest.raises(CheckpointError):
         adapt_input_conv(4, w[:, :2])
+
+
+def test_weights_mirror_env(published, cache, monkeypatch):
+    """$MINDCV_WEIGHTS_MIRROR serves the same file name from another host; the SHA-256 prefix is still checked."""
+    data, prefix, params = published
+    name = f"{NAME}-{prefix}.ckpt"
+    monkeypatch.setitem(res2net.default_cfgs[NAME], "url", f"https://download.mindspore.cn/toolkits/x/{name}")
+    with LocalServer() as srv:
+        srv.add(f"/mirror/{name}", body=data)
+        monkeypatch.setenv("MINDCV_WEIGHTS_MIRROR", srv.url("/mirror/"))
+        model = create_model(NAME, pretrained=True)
+        assert srv.hits[f"/mirror/{name}"] == 1
+    assert np.array_equal(model.conv1.weight.asnumpy(), params["conv1.weight"])
+
+
+def test_download_timeout_env(monkeypatch):
+    from mindcv.utils.download import _default_timeout
+
+    monkeypatch.setenv("MINDCV_DOWNLOAD_TIMEOUT", "2.5")
+    assert _default_timeout() == 2.5
+    monkeypatch.setenv("MINDCV_DOWNLOAD_TIMEOUT", "soon")
+    with pytest.raises(DownloadError, match="MINDCV_DOWNLOAD_TIMEOUT"):
+        _default_timeout()

@@ -32,6 +32,9 @@ __all__ = [
 
 _logger = logging.getLogger(__name__)
 
+#: Base URL serving the published weight files under their own names, instead of their cfg URL.
+WEIGHTS_MIRROR_ENV = "MINDCV_WEIGHTS_MIRROR"
+
 # Entries of training checkpoints that are not model weights: optimizer/loss-scale/schedule state
 # written by MindSpore's optimizers and our trainer. A key that is not a model parameter and ends
 # with ".<model parameter name>" (e.g. "moments.conv1.weight") is optimizer state too.
@@ -120,7 +123,11 @@ def load_params_into_model(
         for k, v in weights.items()
         if tuple(_to_numpy(v).shape) != shapes[k]
     ]
+    # Weights must be floating point: float16/float64 cast exactly enough, integers are not weights.
+    not_float = [f"{k} ({_to_numpy(v).dtype})" for k, v in weights.items() if _to_numpy(v).dtype.kind != "f"]
     problems = []
+    if not_float:
+        problems.append(f"non-floating weights {_summarise(not_float, 3)}")
     if mismatched:
         problems.append(f"shape mismatch for {_summarise(mismatched, 3)}")
     if strict and missing:
@@ -180,7 +187,8 @@ def load_pretrained(
 ) -> None:
     """Download (or reuse from the cache) the published weights and load them.
 
-    The file's SHA-256 must start with the hex digits in its name. A different ``num_classes`` keeps
+    The file's SHA-256 must start with the hex digits in its name. ``$MINDCV_WEIGHTS_MIRROR`` replaces
+    the host and folder of the URL (the file name and its check stay). A different ``num_classes`` keeps
     the freshly initialised classifier; ``in_channels != 3`` adapts the first conv; everything else
     must match exactly.
     """
@@ -193,6 +201,9 @@ def load_pretrained(
             f"no pretrained weights are published for '{name}'; models with weights: "
             f"{', '.join(list_models(pretrained=True))}. Drop --pretrained or pass --ckpt_path"
         )
+    mirror = os.environ.get(WEIGHTS_MIRROR_ENV, "").strip()
+    if mirror:  # same file name, another host (e.g. an internal mirror); the SHA-256 check still applies
+        url = f"{mirror.rstrip('/')}/{os.path.basename(urlparse(url).path)}"
     root = cache_dir or get_cache_dir("models")
     try:
         path = download_url(url, root=root, sha256_prefix=pretrained_url_sha256_prefix(url))

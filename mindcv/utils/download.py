@@ -43,6 +43,9 @@ __all__ = [
     "FileLockTimeout",
 ]
 
+#: Environment variable overriding the default per-read timeout of downloads (seconds).
+TIMEOUT_ENV = "MINDCV_DOWNLOAD_TIMEOUT"
+
 _logger = logging.getLogger(__name__)
 
 _CACHE_ENV = "MINDCV_HOME"
@@ -360,6 +363,17 @@ def _download_once(
     _fsync_dir(folder)
 
 
+def _default_timeout() -> float:
+    value = os.environ.get(TIMEOUT_ENV, "")
+    try:
+        timeout = float(value) if value else 30.0
+    except ValueError:
+        raise DownloadError(f"${TIMEOUT_ENV}={value!r} is not a number of seconds; unset it or set e.g. 60") from None
+    if timeout <= 0:
+        raise DownloadError(f"${TIMEOUT_ENV}={value!r} must be a positive number of seconds")
+    return timeout
+
+
 def download_url(
     url: str,
     *,
@@ -369,7 +383,7 @@ def download_url(
     sha256_prefix: Optional[str] = None,
     md5: Optional[str] = None,
     progress: bool = True,
-    timeout: float = 30.0,
+    timeout: Optional[float] = None,
     ssl_context: Optional[ssl.SSLContext] = None,
     retries: int = 0,
 ) -> str:
@@ -388,7 +402,8 @@ def download_url(
             checkpoint names such as ``res2net50-f42cf71b.ckpt`` (see :func:`sha256_prefix_from_name`).
         md5: Expected MD5 (32 hex digits), as published for e.g. the CIFAR archives.
         progress: Show a tqdm bar when stderr is a terminal; otherwise log one INFO line.
-        timeout: Seconds to wait for the connection and for each read before giving up.
+        timeout: Seconds to wait for the connection and for each read before giving up; default
+            ``$MINDCV_DOWNLOAD_TIMEOUT`` or 30.
         ssl_context: TLS context; defaults to the system's verified context (tests pass one trusting
             their own certificate).
         retries: Extra attempts after a transient failure (timeout, cut connection, HTTP 5xx/429),
@@ -401,6 +416,8 @@ def download_url(
         DownloadError: One line naming the URL, the reason and the fix; when the server cannot be
             reached it names the path where the file can be placed by hand.
     """
+    if timeout is None:
+        timeout = _default_timeout()
     checks = _expected_hashes(sha256, sha256_prefix, md5)
     filename = filename or _filename_from_url(url)
     _check_filename(filename)

@@ -245,6 +245,7 @@ def build_inference_model(
             raise ConfigError("both --pretrained and --ckpt_path given; use one of them")
         shapes, metadata = checkpoint_info(ckpt_path)
         saved = metadata.get("model")
+        assumed = model_name is None and not saved
         if model_name is None:
             model_name = saved or DEFAULT_MODEL
         elif saved and saved != model_name:
@@ -259,13 +260,21 @@ def build_inference_model(
                     f"checkpoint {ckpt_path} has no '{classifier}', so its class count is unknown; pass --num_classes"
                 )
             num_classes = shapes[classifier][0]
-    model = create_model(
-        model_name or DEFAULT_MODEL,
-        num_classes=1000 if num_classes is None else num_classes,
-        pretrained=pretrained,
-        in_channels=in_channels,
-        checkpoint_path=ckpt_path,
-    )
+    try:
+        model = create_model(
+            model_name or DEFAULT_MODEL,
+            num_classes=1000 if num_classes is None else num_classes,
+            pretrained=pretrained,
+            in_channels=in_channels,
+            checkpoint_path=ckpt_path,
+        )
+    except CheckpointError as e:
+        if ckpt_path and assumed:
+            raise CheckpointError(
+                f"checkpoint {ckpt_path} names no model and does not fit the default {DEFAULT_MODEL}; pass "
+                f"--model NAME ({str(e).split(': ', 1)[-1][:160]})"
+            ) from e
+        raise
     model.set_train(False)
     return model, metadata
 
