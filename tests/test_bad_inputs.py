@@ -160,7 +160,7 @@ CASES = [
          ["checkpoint {a}/missing.ckpt does not exist"]),
     Case("infer-bad-topk", ["infer.py", "{a}/small/val", "--model", TINY_MODEL, "--topk", "0"], ["--topk", ">= 1"]),
     Case("infer-assumed-model-does-not-fit", ["infer.py", "{a}/small/val", "--ckpt_path", "{a}/tiny3.ckpt"],
-         ["{a}/tiny3.ckpt", "res2net50", "--model"],),
+         ["{a}/tiny3.ckpt", "res2net50", "--model"]),
     Case("export-air-on-cpu", ["export.py", "--model", TINY_MODEL, "--file_format", "AIR", "--output", "{out}/m"],
          ["AIR export needs the Ascend backend", "MINDIR or ONNX"]),
     Case("export-unknown-format", ["export.py", "--model", TINY_MODEL, "--file_format", "TFLITE", "--output",
@@ -184,7 +184,7 @@ CASES = [
              "raise/print one 'error: ... (see --help)' line like train.py's _Parser"),
     Case("convert-int-tensors",
          ["-m", "mindcv.convert", "--model", "res2net50", "--src", "{a}/torch_res2net50_int32.safetensors",
-          "--out", "{out}/good.ckpt"], ["int32"],),
+          "--out", "{out}/good.ckpt"], ["int32"]),
 ]
 # fmt: on
 
