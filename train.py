@@ -96,6 +96,11 @@ def train(cfg: Namespace) -> None:
             cfg.model, num_classes, n_params / 1e6, cfg.dataset, "Graph" if cfg.mode == 0 else "PyNative",
             group_size, batches, cfg.batch_size, describe_schedule(lr_schedule), folder,
         )  # fmt: skip
+        manager = None  # only rank 0 writes files
+        if is_main:
+            manager = CheckpointManager(
+                folder, cfg.model, cfg.keep_checkpoint_max, cfg.ckpt_save_policy, cfg.ckpt_save_interval
+            )
         trainer = Trainer(
             train_step,
             network,
@@ -110,13 +115,7 @@ def train(cfg: Namespace) -> None:
             val_loader=val_loader,
             val_interval=cfg.val_interval,
             ema=ema,
-            ckpt_manager=(
-                CheckpointManager(
-                    folder, cfg.model, cfg.keep_checkpoint_max, cfg.ckpt_save_policy, cfg.ckpt_save_interval
-                )
-                if is_main
-                else None
-            ),
+            ckpt_manager=manager,
             summary=TrainingSummary(folder, start_epoch) if is_main else None,
             log_interval=cfg.log_interval,
             group_size=group_size,

@@ -5,7 +5,6 @@ import csv
 import json
 import os
 
-import numpy as np
 import pytest
 from httpserver import closed_port_url
 from scriptutil import (
@@ -21,9 +20,13 @@ from scriptutil import (
     write_cifar10,
 )
 
+import mindspore as ms
+
 from mindcv.data import cifar
 from mindcv.models import res2net
+from mindcv.utils import train_step as train_step_module
 from mindcv.utils.download import file_lock
+from mindcv.utils.train_step import TrainStep
 
 SEED_TRAIN = (
     "--model=res2net50 --pretrained --opt=momentum --lr=0.001 dataset=cifar10 --num_classes=10 --dataset_download"
@@ -231,34 +234,60 @@ def test_resume_of_completed_run_does_nothing(finished_run, capsys):
     assert _snapshot(finished_run) == before
 
 
-def test_nan_loss_stops_with_step_and_keeps_last_good(tmp_path, capsys):
+class _FaultyStep(TrainStep):
+    """The real train step, except that chosen calls (1-based, counted over the run) report a fault."""
+
+    calls = 0
+    nan_loss_at: tuple = ()
+    overflow_at: tuple = ()
+
+    def __call__(self, *args):
+        loss, overflow = super().__call__(*args)
+        type(self).calls += 1
+        if type(self).calls in self.nan_loss_at:
+            loss = ms.Tensor(float("nan"), ms.float32)
+        if type(self).calls in self.overflow_at:
+            overflow = ms.Tensor(True)
+        return loss, overflow
+
+
+@pytest.fixture
+def faulty_step(monkeypatch):
+    monkeypatch.setattr(train_step_module, "TrainStep", _FaultyStep)  # train.py imports it from there
+    monkeypatch.setattr(_FaultyStep, "calls", 0)
+    return _FaultyStep
+
+
+def test_nan_loss_stops_with_step_and_keeps_last_good(tmp_path, capsys, monkeypatch, faulty_step):
+    monkeypatch.setattr(faulty_step, "nan_loss_at", (4,))  # epoch 2, its second step
     out = str(tmp_path / "run")
-    # epoch 1 trains normally; from epoch 2 (milestone 1) the lr is 1e35 and the weights overflow
-    argv = DIGITS + ["--mode", "1", "--epoch_size", "2", "--opt", "sgd", "--lr", "0.01", "--log_interval", "5",
-                     "--scheduler", "multi_step_decay", "--multi_step_decay_milestones", "1", "--decay_rate", "1e37",
-                     "--ckpt_save_dir", out, "--keep_checkpoint_max", "0"]  # fmt: skip
+    argv = DIGITS + ["--mode", "1", "--epoch_size", "3", "--log_interval", "5", "--ckpt_save_dir", out]
     rc, _, stderr = run_script("train", argv, capsys)
     lines = error_lines(stderr)
     assert rc == 2 and len(lines) == 1, stderr
-    assert "at step 4 (epoch 2)" in lines[0] and f"{TINY_MODEL}-last.ckpt is kept" in lines[0]
-    meta = read_meta(os.path.join(out, f"{TINY_MODEL}-last.ckpt"))
-    assert meta["epoch"] == 1
-    weights = read_tensors(os.path.join(out, f"{TINY_MODEL}-last.ckpt"))
-    assert all(np.isfinite(v).all() for v in weights.values())
-    assert "error: loss is" in open(os.path.join(out, "train.log")).read()
+    assert "loss is nan at step 4 (epoch 2)" in lines[0] and f"{TINY_MODEL}-last.ckpt is kept" in lines[0]
+    assert read_meta(os.path.join(out, f"{TINY_MODEL}-last.ckpt"))["epoch"] == 1
+    assert sorted(n for n in os.listdir(out) if n.endswith(".ckpt")) == [
+        f"{TINY_MODEL}-1.ckpt", f"{TINY_MODEL}-best.ckpt", f"{TINY_MODEL}-last.ckpt"
+    ]  # fmt: skip
+    assert "at step 4 (epoch 2)" in open(os.path.join(out, "train.log")).read()  # the reason stays in the log
 
 
-def test_dynamic_loss_scale_skips_instead_of_stopping(tmp_path, capsys):
+def test_dynamic_loss_scale_skips_instead_of_stopping(tmp_path, capsys, monkeypatch, faulty_step):
+    monkeypatch.setattr(faulty_step, "overflow_at", (1, 3))  # the first step of each epoch
     out = str(tmp_path / "run")
-    argv = DIGITS + ["--mode", "1", "--epoch_size", "2", "--opt", "sgd", "--lr", "0.01", "--log_interval", "5",
-                     "--scheduler", "multi_step_decay", "--multi_step_decay_milestones", "1", "--decay_rate", "1e37",
-                     "--ckpt_save_dir", out, "--keep_checkpoint_max", "0", "--loss_scale_type", "dynamic",
-                     "--loss_scale", "1024"]  # fmt: skip
+    argv = DIGITS + ["--mode", "1", "--epoch_size", "2", "--ckpt_save_dir", out, "--loss_scale_type", "dynamic"]
     rc, stdout, stderr = run_script("train", argv, capsys)
     assert rc == 0, stderr
-    assert "1 step(s) skipped for overflowing gradients" in stdout
-    last = read_tensors(os.path.join(out, f"{TINY_MODEL}-last.ckpt"))
-    assert float(last["train_step.loss_scale"]) == 512.0  # halved once by the overflow
+    assert "2 step(s) skipped for overflowing gradients" in stdout
+
+
+def test_every_step_overflowing_stops(tmp_path, capsys, monkeypatch, faulty_step):
+    monkeypatch.setattr(faulty_step, "overflow_at", (1, 2))
+    argv = DIGITS + ["--mode", "1", "--ckpt_save_dir", str(tmp_path / "run"), "--loss_scale_type", "dynamic"]
+    rc, _, stderr = run_script("train", argv, capsys)
+    lines = error_lines(stderr)
+    assert rc == 2 and len(lines) == 1 and "every step of epoch 1 overflowed" in lines[0], stderr
 
 
 def test_quickstart_recipe_smoke(tmp_path, capsys):
@@ -287,6 +316,7 @@ def test_quickstart_recipe_smoke(tmp_path, capsys):
         (["--model", "resnet50"], "unknown --model 'resnet50'"),
         (["--ckpt_path", "/nonexistent/w.ckpt"], "does not exist"),
         (["--device_target", "Ascend"], "--device_target Ascend is not usable here"),
+        (["--batch_size", "16"], "fewer samples (per device) than --batch_size"),
     ],
 )
 def test_bad_input_is_one_line_exit_2(tmp_path, capsys, extra, needle):

@@ -26,7 +26,7 @@ import mindspore.dataset as ds
 from mindspore import Parameter, Tensor, nn
 
 from .checkpoint_manager import CheckpointManager
-from .errors import MindCVError
+from .errors import ConfigError, MindCVError
 from .evaluator import Evaluator
 from .seed import seed_epoch_data
 from .summary import TrainingSummary
@@ -41,9 +41,19 @@ class NonFiniteLossError(MindCVError, ArithmeticError):
 
 
 def build_epoch_loader(make_loader: Callable[[int], ds.Dataset], seed: int, epoch: int) -> ds.Dataset:
-    """Build the training pipeline of ``epoch`` under its own data seed (see :mod:`mindcv.utils.seed`)."""
+    """Build the training pipeline of ``epoch`` under its own data seed (see :mod:`mindcv.utils.seed`).
+
+    Raises:
+        ConfigError: The pipeline yields no batch (fewer samples than one batch, with drop_remainder).
+    """
     seed_epoch_data(seed, epoch)
-    return make_loader(epoch)
+    loader = make_loader(epoch)
+    if loader.get_dataset_size() == 0:
+        raise ConfigError(
+            "the training split yields no batch: it has fewer samples (per device) than --batch_size; lower "
+            "--batch_size or set --drop_remainder false"
+        )
+    return loader
 
 
 class Trainer:
@@ -68,7 +78,6 @@ class Trainer:
         log_interval: Steps between loss read-backs (progress updates).
         group_size: Number of data-parallel ranks (for the global throughput).
         rank: This process's rank (only rank 0 shows progress).
-        extra_meta: More metadata for every checkpoint (e.g. the seed).
     """
 
     def __init__(
@@ -92,7 +101,6 @@ class Trainer:
         log_interval: int = 20,
         group_size: int = 1,
         rank: int = 0,
-        extra_meta: Optional[Dict[str, Any]] = None,
     ) -> None:
         self.train_step = train_step
         self.network = network
@@ -112,7 +120,6 @@ class Trainer:
         self.log_interval = int(log_interval)
         self.group_size = int(group_size)
         self.rank = int(rank)
-        self.extra_meta = dict(extra_meta or {})
         self.accum = int(getattr(train_step, "accum_steps", 1))
         self.dynamic = bool(getattr(train_step, "dynamic", False))
         self.best_top1 = -1.0
@@ -146,10 +153,11 @@ class Trainer:
                 self.skipped_steps += 1
                 continue
             last = self.ckpt_manager.last_path if self.ckpt_manager is not None else "the last checkpoint"
+            what = f"loss is {value}" if not math.isfinite(value) else f"gradients are not finite (loss {value:.4g})"
             raise NonFiniteLossError(
-                f"loss is {value} (non-finite gradients) at step {first_step + j} (epoch {epoch + 1}); training "
-                f"stopped without applying it and {last} is kept. Lower --lr, add --clip_grad, or use "
-                "--loss_scale_type dynamic to skip such steps"
+                f"{what} at step {first_step + j} (epoch {epoch + 1}): training stopped without applying that "
+                f"update, and {last} is kept. Lower --lr, add --clip_grad, or use --loss_scale_type dynamic to skip "
+                "such steps"
             )
         return losses
 
@@ -246,7 +254,6 @@ class Trainer:
             self._log_epoch(epoch, train_loss, lr, metrics, seconds, img_s)
             if self.ckpt_manager is not None:
                 meta = dict(
-                    self.extra_meta,
                     epoch=epoch + 1,
                     step=(epoch + 1) * batches,
                     steps_per_epoch=batches,
