@@ -17,11 +17,12 @@ import argparse  # noqa: E402
 import json  # noqa: E402
 import logging  # noqa: E402
 import sys  # noqa: E402
-from typing import Callable, Optional, Sequence  # noqa: E402
+from typing import Optional, Sequence  # noqa: E402
 
 import mindspore as ms  # noqa: E402
 
-from mindcv.utils.errors import ConfigError, DatasetError, MindCVError  # noqa: E402
+from mindcv.utils.cli import ArgumentParser, run_main  # noqa: E402
+from mindcv.utils.errors import DatasetError  # noqa: E402
 from mindcv.utils.infer import (  # noqa: E402
     build_inference_model,
     classify_files,
@@ -32,16 +33,9 @@ from mindcv.utils.infer import (  # noqa: E402
 )
 
 
-class _Parser(argparse.ArgumentParser):
-    """Reports a bad command line as a ConfigError, printed as one line by :func:`_run_cli`."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise ConfigError(f"{message} (see --help)")
-
-
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     """Parse the command line (``argv`` without the program name; None: ``sys.argv[1:]``)."""
-    parser = _Parser(description=__doc__.splitlines()[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = ArgumentParser(description=__doc__.splitlines()[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("inputs", nargs="+", help="image files and/or folders (searched recursively)")
     group = parser.add_argument_group("model")
     group.add_argument("--model", default=None, help="registered name; default: the checkpoint's, else res2net50")
@@ -104,17 +98,5 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     return 0
 
 
-def _run_cli(main_fn: Callable[[Optional[Sequence[str]]], int], argv: Optional[Sequence[str]] = None) -> int:
-    """Print a user error as one ``error: ...`` line with exit code 2 (a traceback only with --debug)."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    try:
-        return main_fn(argv)
-    except MindCVError as e:
-        if "--debug" in argv:
-            raise
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-
-
 if __name__ == "__main__":
-    sys.exit(_run_cli(main))
+    sys.exit(run_main(main))

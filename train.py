@@ -63,8 +63,6 @@ def train(cfg: Namespace) -> None:
         resume_path = resolve_resume_path(cfg.resume, folder, cfg.model)
         ckpt = read_training_checkpoint(resume_path, cfg.model, num_classes) if resume_path else None
         start_epoch = ckpt.epoch if ckpt else 0
-        if is_main:
-            save_config(cfg, os.path.join(folder, "config.yaml"))
         if start_epoch >= cfg.epoch_size:
             logger.info("%s already completed %d of %d epochs: nothing to do", resume_path, start_epoch, cfg.epoch_size)
             return
@@ -123,6 +121,8 @@ def train(cfg: Namespace) -> None:
         )
         if ckpt is not None:
             trainer.load_progress(ckpt.meta)
+        if is_main:  # only once everything was built: a refused run leaves no config behind
+            save_config(cfg, os.path.join(folder, "config.yaml"))
         result = trainer.fit(start_epoch, first_loader)
         if is_main and result["best_top1"] is not None:
             logger.info(

@@ -21,7 +21,6 @@ PyTorch                                       mindcv
 ============================================  ==============================================
 """
 
-import argparse
 import logging
 import os
 import re
@@ -30,7 +29,7 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from .utils.errors import CheckpointError, MindCVError
+from .utils.errors import CheckpointError
 
 __all__ = ["load_torch_state_dict", "convert_state_dict", "convert_file", "main"]
 
@@ -179,9 +178,10 @@ def convert_file(model_name: str, src: str, out: str) -> str:
     return out
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Command-line entry point; returns the exit status."""
-    parser = argparse.ArgumentParser(
+def _main(argv: Sequence[str]) -> int:
+    from .utils.cli import ArgumentParser
+
+    parser = ArgumentParser(
         prog="python -m mindcv.convert", description="Convert PyTorch Res2Net weights into a mindcv checkpoint."
     )
     parser.add_argument("--model", required=True, help="mindcv model name, e.g. res2net50 or res2net50_v1b")
@@ -190,15 +190,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    try:
-        path = convert_file(args.model, args.src, args.out)
-    except MindCVError as e:
-        if args.debug:
-            raise
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print(f"wrote {path}")
+    print(f"wrote {convert_file(args.model, args.src, args.out)}")
     return 0
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Command-line entry point; returns the exit status (2 after a one-line error)."""
+    from .utils.cli import run_main
+
+    return run_main(_main, argv)
 
 
 if __name__ == "__main__":

@@ -137,6 +137,6 @@ def test_export_cli_loads_the_checkpoint_and_rejects_bad_input(tmp_path, capsys)
     np.testing.assert_allclose(got, model(ms.Tensor(x)).asnumpy(), rtol=1e-5, atol=1e-5)
 
     for bad in (["--ckpt_path", str(tmp_path / "missing.ckpt")], ["--file_format", "AIR"], ["--batch_size", "0"]):
-        assert script._run_cli(script.main, bad) == 2
+        assert script.run_main(script.main, bad) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and err[0].startswith("error: "), err

@@ -158,7 +158,7 @@ def test_cli_text_output_uses_checkpoint_names_and_strict_fails(workdir, capsys)
     assert sum(out.count(f"] {name}") for name in _META_NAMES) == 2 * 3  # top-5 capped at 3 classes
 
     argv = [str(workdir["images"]), "--ckpt_path", workdir["ckpt"], "--image_size", "32", "--mode", "1", "--strict"]
-    assert script._run_cli(script.main, argv) == 2
+    assert script.run_main(script.main, argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: cannot read image") and "broken.jpg" in err[0]
 
@@ -167,7 +167,7 @@ def test_cli_text_output_uses_checkpoint_names_and_strict_fails(workdir, capsys)
         (["--pretrained"], "both --pretrained and --ckpt_path"),
         (["--topk", "0"], "--topk must be >= 1"),
     ]:
-        assert script._run_cli(script.main, [str(workdir["images"]), "--ckpt_path", workdir["ckpt"]] + bad) == 2
+        assert script.run_main(script.main, [str(workdir["images"]), "--ckpt_path", workdir["ckpt"]] + bad) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and reason in err[0], err
 

@@ -12,23 +12,15 @@ import os
 
 os.environ.setdefault("GLOG_v", "3")  # MindSpore reads it once, at import: errors only unless the user asks
 
-import argparse  # noqa: E402
 import gc  # noqa: E402
 import sys  # noqa: E402
-from typing import Callable, List, Optional, Sequence  # noqa: E402
+from typing import List, Optional, Sequence  # noqa: E402
 
 import mindspore as ms  # noqa: E402
 
 from mindcv.models import create_model, list_models  # noqa: E402
-from mindcv.utils.errors import ConfigError, MindCVError  # noqa: E402
+from mindcv.utils.cli import ArgumentParser, run_main  # noqa: E402
 from mindcv.utils.model_stats import count_params, profile_macs  # noqa: E402
-
-
-class _Parser(argparse.ArgumentParser):
-    """Reports a bad command line as a ConfigError, printed as one line by :func:`_run_cli`."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise ConfigError(f"{message} (see --help)")
 
 
 def stats_rows(model_names: Sequence[str], image_size: int = 224, num_classes: int = 1000) -> List[List[str]]:
@@ -46,7 +38,7 @@ def stats_rows(model_names: Sequence[str], image_size: int = 224, num_classes: i
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Print the table; returns the exit code."""
-    parser = _Parser(description=__doc__.splitlines()[0])
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=None, help="model names (default: all registered)")
     parser.add_argument("--image_size", type=int, default=224, help="square input size for the MAC count")
     parser.add_argument("--num_classes", type=int, default=1000, help="classifier outputs")
@@ -63,17 +55,5 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     return 0
 
 
-def _run_cli(main_fn: Callable[[Optional[Sequence[str]]], int], argv: Optional[Sequence[str]] = None) -> int:
-    """Print a user error as one ``error: ...`` line with exit code 2 (a traceback only with --debug)."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    try:
-        return main_fn(argv)
-    except MindCVError as e:
-        if "--debug" in argv:
-            raise
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-
-
 if __name__ == "__main__":
-    sys.exit(_run_cli(main))
+    sys.exit(run_main(main))

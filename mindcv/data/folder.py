@@ -242,8 +242,8 @@ def build_image_folder(
         more = f" ({len(scan.bad_files)} bad files in {scan.split_dir})" if len(scan.bad_files) > 1 else ""
         if not skip_bad_images:
             raise DatasetError(
-                f"corrupt or unreadable image {first}: {reason}{more}; fix or delete it, or set "
-                f"skip_bad_images=True to leave bad files out"
+                f"corrupt or unreadable image {first}: {reason}{more}; fix or delete it, or pass "
+                f"--skip_bad_images (skip_bad_images=True) to leave bad files out"
             )
         bad = {p for p, _ in scan.bad_files}
         files = [(p, label) for p, label in files if p not in bad]

@@ -11,6 +11,7 @@ Scripts should set ``GLOG_v`` before importing mindcv (MindSpore reads it when i
 :func:`quiet_mindspore_env`.
 """
 
+import argparse
 import contextlib
 import logging
 import os
@@ -24,7 +25,7 @@ from mindspore import nn
 from .errors import ConfigError, MindCVError
 from .logger import close_logger
 
-__all__ = ["run_cli", "setup_context", "quiet_mindspore_env", "EXIT_USAGE"]
+__all__ = ["run_cli", "run_main", "ArgumentParser", "setup_context", "quiet_mindspore_env", "EXIT_USAGE"]
 
 #: Exit status of a user error (the argparse convention).
 EXIT_USAGE = 2
@@ -81,32 +82,36 @@ def _one_line(error: BaseException) -> str:
     return text or type(error).__name__
 
 
-def run_cli(
-    run: Callable[[Namespace], None],
+class ArgumentParser(argparse.ArgumentParser):
+    """An ArgumentParser that raises :class:`ConfigError` (one line) instead of printing usage and exiting."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise ConfigError(f"{message} (see --help)")
+
+
+def run_main(
+    main_fn: Callable[[Sequence[str]], Optional[int]],
     argv: Optional[Sequence[str]] = None,
-    description: str = "mindcv",
+    debug_requested: Optional[Callable[[], bool]] = None,
 ) -> int:
-    """Parse the configuration and call ``run(cfg)``, turning user errors into one line and status 2.
+    """Call ``main_fn(argv)``, turning user errors into one ``error:`` line and status 2.
 
     Args:
-        run: The script's body, given the parsed configuration.
+        main_fn: The script's body; it parses ``argv`` itself (with :class:`ArgumentParser`) and returns
+            an exit status or None.
         argv: Command-line tokens without the program name; None reads ``sys.argv[1:]``.
-        description: Text at the top of ``--help``.
+        debug_requested: Asked after a failure whether tracebacks were requested some other way than
+            ``--debug`` on the command line (e.g. ``debug: true`` in a YAML file).
 
     Returns:
-        0 on success, :data:`EXIT_USAGE` after a user error, 130 after Ctrl-C.
+        ``main_fn``'s status (None counts as 0), :data:`EXIT_USAGE` after a user error, 130 after Ctrl-C.
     """
-    from .config import parse_args  # late: keeps this module importable without the data/optim packages
-
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = _wants_debug(argv)
     try:
-        cfg = parse_args(argv, description)
-        debug = debug or bool(cfg.debug)
-        run(cfg)
-        return 0
+        return int(main_fn(argv) or 0)
     except MindCVError as e:
-        if debug:
+        if debug or (debug_requested is not None and debug_requested()):
             traceback.print_exc()
         message = _one_line(e)
         _log_to_files(f"error: {message}")  # the reason stays in train.log too
@@ -120,6 +125,34 @@ def run_cli(
         return 130
     finally:
         close_logger()  # a later run in the same process (tests, notebooks) starts clean
+
+
+def run_cli(
+    run: Callable[[Namespace], None],
+    argv: Optional[Sequence[str]] = None,
+    description: str = "mindcv",
+) -> int:
+    """Parse the train/validate configuration and call ``run(cfg)`` under :func:`run_main`'s error handling.
+
+    Args:
+        run: The script's body, given the parsed configuration.
+        argv: Command-line tokens without the program name; None reads ``sys.argv[1:]``.
+        description: Text at the top of ``--help``.
+
+    Returns:
+        0 on success, :data:`EXIT_USAGE` after a user error, 130 after Ctrl-C.
+    """
+    from .config import parse_args  # late: keeps this module importable without the data/optim packages
+
+    state = {"debug": False}
+
+    def main_fn(tokens: Sequence[str]) -> int:
+        cfg = parse_args(tokens, description)
+        state["debug"] = bool(cfg.debug)  # also set by `debug: true` in the YAML file
+        run(cfg)
+        return 0
+
+    return run_main(main_fn, argv, debug_requested=lambda: state["debug"])
 
 
 def _log_to_files(text: str) -> None:

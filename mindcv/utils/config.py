@@ -30,6 +30,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import yaml
 
+from .cli import ArgumentParser
 from .errors import ConfigError
 
 __all__ = [
@@ -214,6 +215,10 @@ _GROUPS: List[Tuple[str, List[_Opt]]] = [
         _o("train_split", _to_str, "train", "training split (folder name for imagenet)"),
         _o("val_split", _to_str, "val", "evaluation split (cifar: 'val' is the test set)"),
         _o("dataset_download", _to_bool, False, "download cifar10/cifar100 when missing"),
+        _o("image_check", _to_str, "header", "how image files are checked before use: none, header (fast, "
+           "default) or full (decodes every file; catches truncated JPEGs)", choices=("none", "header", "full")),
+        _o("skip_bad_images", _to_bool, False, "leave unreadable images out (counted and logged) instead of "
+           "stopping"),
         _o("num_parallel_workers", _pos_int, None, "data-loading threads (default: MindSpore's)"),
         _o("batch_size", _pos_int, 32, "batch size per device"),
         _o("drop_remainder", _to_bool, True, "drop the last incomplete training batch (evaluation never drops)"),
@@ -319,13 +324,6 @@ def _suggest(key: str, candidates: Sequence[str]) -> str:
     return f"did you mean '{close[0]}'?" if close else "see --help for the options"
 
 
-class _Parser(argparse.ArgumentParser):
-    """An ArgumentParser that raises ConfigError instead of printing usage and exiting."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise ConfigError(f"{message} (see --help)")
-
-
 class _Store(argparse.Action):
     """Converts with the option's own converter, so bool/list/none handling matches YAML's."""
 
@@ -350,7 +348,7 @@ def create_parser(description: str = "mindcv training and evaluation") -> argpar
     Returns:
         An ``ArgumentParser`` whose errors raise :class:`ConfigError` (one line) instead of exiting.
     """
-    parser = _Parser(
+    parser = ArgumentParser(
         description=description, allow_abbrev=False, formatter_class=argparse.ArgumentDefaultsHelpFormatter
     )
     parser.add_argument("-c", "--config", default="", help="YAML file supplying defaults (command line wins)")
@@ -459,7 +457,7 @@ def parse_args(argv: Optional[Sequence[str]] = None, description: str = "mindcv"
         ConfigError: Any invalid flag, value, override, YAML file or combination, in one line.
     """
     tokens = _expand_overrides(list(sys.argv[1:] if argv is None else argv))
-    pre = _Parser(add_help=False, allow_abbrev=False)
+    pre = ArgumentParser(add_help=False, allow_abbrev=False)
     pre.add_argument("-c", "--config", default="")
     known, _ = pre.parse_known_args(tokens)
     parser = create_parser(description)
@@ -628,6 +626,8 @@ def dataset_kwargs(
         shard_id=rank if sharded else None,
         num_parallel_workers=cfg.num_parallel_workers,
         download=cfg.dataset_download,
+        image_check=cfg.image_check,
+        skip_bad_images=cfg.skip_bad_images,
     )
 
 
