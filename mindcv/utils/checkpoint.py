@@ -386,6 +386,11 @@ def read_checkpoint(path: str) -> Dict[str, Any]:
             last = e
     else:
         detail = str(last).strip().splitlines()[0][:200] if last is not None and str(last).strip() else ""
+        if "memory" in str(last).lower():
+            raise CheckpointError(
+                f"checkpoint {path} could not be read: not enough free memory ({detail}); free memory or close other "
+                "processes and retry"
+            ) from last
         raise CheckpointError(
             f"checkpoint {path} is corrupt or not a MindSpore checkpoint ({type(last).__name__}: {detail}); "
             "re-download or re-save it"
