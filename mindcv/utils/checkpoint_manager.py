@@ -326,6 +326,10 @@ class CheckpointManager:
             self.kept = [e for e in self.kept if e not in removals]
         else:
             removals = []
+        if best_weights is not None:
+            # -best before -last: -last's metadata already names this epoch as the best, so a crash
+            # between the two must leave -best complete; a resume from the previous -last rewrites it.
+            written.append(save_checkpoint_atomic(_entries(best_weights), self.best_path, append_dict=meta))
         full_meta = dict(meta, **{_KEPT_KEY: self.kept_state()})
         if write_epoch and all(e["file"] != name for e in removals):
             path = save_checkpoint_atomic(save_obj, self.epoch_path(epoch), append_dict=full_meta)
@@ -334,9 +338,6 @@ class CheckpointManager:
                 written.append(save_checkpoint_atomic(save_obj, self.last_path, append_dict=full_meta))
         else:
             written.append(save_checkpoint_atomic(save_obj, self.last_path, append_dict=full_meta))
-        if best_weights is not None:
-            best_obj = _entries(best_weights)
-            written.append(save_checkpoint_atomic(best_obj, self.best_path, append_dict=meta))
         for entry in removals:  # only after the new state is safely on disk
             try:
                 os.unlink(os.path.join(self.folder, entry["file"]))

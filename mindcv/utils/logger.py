@@ -45,9 +45,15 @@ def setup_logger(
 
 
 def close_logger() -> logging.Logger:
-    """Remove and close the handlers of the ``mindcv`` logger (the log file is flushed and released)."""
+    """Remove and close the handlers of the ``mindcv`` logger (the log file is flushed and released).
+
+    The logger goes back to a library's default (propagating, level unset), so code that runs after a
+    script in the same process (tests, notebooks) sees mindcv's messages through the root logger again.
+    """
     logger = logging.getLogger(LOGGER_NAME)
     for handler in list(logger.handlers):
         logger.removeHandler(handler)
         handler.close()
+    logger.propagate = True
+    logger.setLevel(logging.NOTSET)
     return logger

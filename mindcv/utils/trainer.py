@@ -252,6 +252,14 @@ class Trainer:
                 self.best_top1, self.best_epoch = float(metrics["top1"]), epoch + 1
             img_s = batches * self.batch_size * self.group_size / max(seconds, 1e-9)
             self._log_epoch(epoch, train_loss, lr, metrics, seconds, img_s)
+            # The summary row first: once -last records this epoch, a resume never writes its row again.
+            if self.summary is not None:
+                row: Dict[str, Any] = dict(
+                    epoch=epoch + 1, lr=lr, train_loss=train_loss, epoch_time_s=seconds, img_per_s=img_s
+                )
+                if metrics is not None:
+                    row.update(val_top1=metrics["top1"], val_top5=metrics["top5"], val_loss=metrics["loss"])
+                self.summary.add(row)
             if self.ckpt_manager is not None:
                 meta = dict(
                     epoch=epoch + 1,
@@ -270,13 +278,6 @@ class Trainer:
                     metric=None if metrics is None else float(metrics["top1"]),
                     best_weights=self._best_weights() if is_best else None,
                 )
-            if self.summary is not None:
-                row: Dict[str, Any] = dict(
-                    epoch=epoch + 1, lr=lr, train_loss=train_loss, epoch_time_s=seconds, img_per_s=img_s
-                )
-                if metrics is not None:
-                    row.update(val_top1=metrics["top1"], val_top5=metrics["top5"], val_loss=metrics["loss"])
-                self.summary.add(row)
         # Identical on every rank of a data-parallel run (same start, same averaged gradients): a cheap check.
         checksum = sum(float(np.abs(p.asnumpy()).astype(np.float64).sum()) for p in self.network.trainable_params())
         _logger.info("weights checksum (sum of |trainable weights|): %.12e", checksum)
