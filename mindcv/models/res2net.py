@@ -36,13 +36,17 @@ class PointwiseConv2d(nn.Conv2d):
     batch 32, 2048->416 channels on a 1x1 map, the weight gradient alone took ~30 ms, while the same
     product written as a single (Cout, Cin) x (Cin, N*H*W) matrix multiplication takes ~3 ms (and
     about 10% less up to 8x8 maps; equal at 14x14, slower beyond). Maps of at most
-    ``MATMUL_MAX_HW`` positions therefore use the GEMM; larger ones the convolution kernel. The
+    ``MATMUL_MAX_HW`` positions therefore use the GEMM, unless the input holds more than
+    ``MATMUL_MAX_VALUES`` values: the GEMM keeps a transposed copy of its input for the backward
+    pass, which on layer4 at 224x224, batch 32, raised the step's peak memory by ~0.5 GiB.
+    Larger maps use the convolution kernel. The
     parameter is the usual ``weight`` of shape (Cout, Cin, 1, 1), so checkpoints are unaffected, and
     the result equals the convolution up to float rounding. The choice depends only on static
     shapes, so it is made once at graph compile time.
     """
 
     MATMUL_MAX_HW = 64
+    MATMUL_MAX_VALUES = 1 << 20
 
     def __init__(self, in_channels: int, out_channels: int, stride: int = 1) -> None:
         super().__init__(
@@ -63,7 +67,7 @@ class PointwiseConv2d(nn.Conv2d):
     def construct(self, x: ms.Tensor) -> ms.Tensor:
         n, c, h, w = x.shape
         out_h, out_w = (h - 1) // self.step + 1, (w - 1) // self.step + 1
-        if out_h * out_w > self.MATMUL_MAX_HW:
+        if out_h * out_w > self.MATMUL_MAX_HW or n * c * out_h * out_w > self.MATMUL_MAX_VALUES:
             return self.conv2d(x, self.weight)
         if self.step > 1:
             # The positions a strided 1x1 convolution reads. Gather, not x[:, :, ::s, ::s]: the gradient
