@@ -16,21 +16,8 @@ __all__ = ["CrossEntropySmooth", "BinaryCrossEntropySmooth"]
 Logits = Union[Tensor, Tuple[Tensor, ...]]
 
 
-class CrossEntropySmooth(nn.Cell):
-    """Softmax cross-entropy with label smoothing, for hard or soft targets.
-
-    With smoothing ``s`` and ``C`` classes the target distribution is ``y * (1 - s) + s / C`` (``y`` one-hot for
-    hard labels), as in ``torch.nn.CrossEntropyLoss(label_smoothing=s)``; without class weights, one-hot soft labels
-    give the same loss as the equivalent hard labels.
-
-    Args:
-        smoothing: Label smoothing ``s`` in ``[0, 1)``.
-        aux_factor: Weight of auxiliary logits. When the network returns a tuple ``(main, aux1, ...)`` the loss is
-            ``loss(main) + aux_factor * sum(loss(aux_i))``; a plain tensor ignores it.
-        reduction: ``"mean"``, ``"sum"`` or ``"none"`` (per-sample losses).
-        weight: Optional per-class weights of shape ``(C,)``. With hard labels and ``"mean"`` the weighted sum is
-            divided by the summed weights of the targets (torch semantics); with soft labels by the batch size.
-    """
+class _LossWithAux(nn.Cell):
+    """Shared by both losses: the settings, and main plus ``aux_factor``-weighted auxiliary logits."""
 
     def __init__(
         self,
@@ -46,12 +33,7 @@ class CrossEntropySmooth(nn.Cell):
         self.weight = weight
 
     def _single(self, logits: Tensor, labels: Tensor) -> Tensor:
-        logits = logits.astype(ms.float32)
-        if labels.ndim == logits.ndim:
-            labels = labels.astype(ms.float32)
-        return ops.cross_entropy(
-            logits, labels, weight=self.weight, reduction=self.reduction, label_smoothing=self.smoothing
-        )
+        raise NotImplementedError
 
     def construct(self, logits: Logits, labels: Tensor) -> Tensor:
         if isinstance(logits, (tuple, list)):
@@ -62,7 +44,32 @@ class CrossEntropySmooth(nn.Cell):
         return self._single(logits, labels)
 
 
-class BinaryCrossEntropySmooth(nn.Cell):
+class CrossEntropySmooth(_LossWithAux):
+    """Softmax cross-entropy with label smoothing, for hard or soft targets.
+
+    With smoothing ``s`` and ``C`` classes the target distribution is ``y * (1 - s) + s / C`` (``y`` one-hot for
+    hard labels), as in ``torch.nn.CrossEntropyLoss(label_smoothing=s)``; without class weights, one-hot soft labels
+    give the same loss as the equivalent hard labels.
+
+    Args:
+        smoothing: Label smoothing ``s`` in ``[0, 1)``.
+        aux_factor: Weight of auxiliary logits. When the network returns a tuple ``(main, aux1, ...)`` the loss is
+            ``loss(main) + aux_factor * sum(loss(aux_i))``; a plain tensor ignores it.
+        reduction: ``"mean"``, ``"sum"`` or ``"none"`` (per-sample losses).
+        weight: Optional per-class weights of shape ``(C,)``. With hard labels and ``"mean"`` the weighted sum is
+            divided by the summed weights of the targets (torch semantics); with soft labels by the batch size.
+    """
+
+    def _single(self, logits: Tensor, labels: Tensor) -> Tensor:
+        logits = logits.astype(ms.float32)
+        if labels.ndim == logits.ndim:
+            labels = labels.astype(ms.float32)
+        return ops.cross_entropy(
+            logits, labels, weight=self.weight, reduction=self.reduction, label_smoothing=self.smoothing
+        )
+
+
+class BinaryCrossEntropySmooth(_LossWithAux):
     """Sigmoid binary cross-entropy per class, with label smoothing, for hard or soft targets.
 
     Hard labels are one-hot encoded. The target is then ``y * (1 - s) + s / C``, the same smoothed distribution as
@@ -85,11 +92,7 @@ class BinaryCrossEntropySmooth(nn.Cell):
         weight: Optional[Tensor] = None,
         pos_weight: Optional[Tensor] = None,
     ) -> None:
-        super().__init__()
-        self.smoothing = float(smoothing)
-        self.aux_factor = float(aux_factor)
-        self.reduction = reduction
-        self.weight = weight
+        super().__init__(smoothing, aux_factor, reduction, weight)
         self.pos_weight = pos_weight
 
     def _single(self, logits: Tensor, labels: Tensor) -> Tensor:
@@ -104,11 +107,3 @@ class BinaryCrossEntropySmooth(nn.Cell):
         return ops.binary_cross_entropy_with_logits(
             logits, target, weight=self.weight, pos_weight=self.pos_weight, reduction=self.reduction
         )
-
-    def construct(self, logits: Logits, labels: Tensor) -> Tensor:
-        if isinstance(logits, (tuple, list)):
-            loss = self._single(logits[0], labels)
-            for aux in logits[1:]:
-                loss = loss + self.aux_factor * self._single(aux, labels)
-            return loss
-        return self._single(logits, labels)
