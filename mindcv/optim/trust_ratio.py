@@ -118,6 +118,13 @@ class _TrustRatioOptimizer(nn.Optimizer):
         self.param_weight_decay = tuple(decays)
         self.adapt_flags = tuple(True if adapt_filter is None else bool(adapt_filter(p)) for p in self._parameters)
 
+    def _begin_step(self, gradients: Tuple[Tensor, ...]) -> Tuple[Tuple[Tensor, ...], Tensor]:
+        """Unscaled gradients and this update's learning rate; advances ``global_step`` (after reading the lr)."""
+        gradients = self.scale_grad(self.flatten_gradients(gradients))
+        lr = self.get_lr()
+        self.assignadd(self.global_step, self.global_step_increase_tensor)
+        return gradients, lr
+
 
 class LARS(_TrustRatioOptimizer):
     """Momentum SGD with layer-wise adaptive learning rates (LARS).
@@ -157,10 +164,7 @@ class LARS(_TrustRatioOptimizer):
         self.moments = self._parameters.clone(prefix="moments", init="zeros")
 
     def construct(self, gradients: Tuple[Tensor, ...]) -> Tuple[Tensor, ...]:
-        gradients = self.flatten_gradients(gradients)
-        gradients = self.scale_grad(gradients)
-        lr = self.get_lr()
-        self.assignadd(self.global_step, self.global_step_increase_tensor)
+        gradients, lr = self._begin_step(gradients)
         update = F.partial(_lars_update, lr, self.momentum, self.trust_coefficient, self.eps, self.nesterov)
         return self.hyper_map(
             update, self.param_weight_decay, self.adapt_flags, gradients, self._parameters, self.moments
@@ -205,10 +209,7 @@ class Lamb(_TrustRatioOptimizer):
         self.moments2 = self._parameters.clone(prefix="lamb_v", init="zeros")
 
     def construct(self, gradients: Tuple[Tensor, ...]) -> Tuple[Tensor, ...]:
-        gradients = self.flatten_gradients(gradients)
-        gradients = self.scale_grad(gradients)
-        lr = self.get_lr()
-        self.assignadd(self.global_step, self.global_step_increase_tensor)
+        gradients, lr = self._begin_step(gradients)
         t = self.global_step.astype(ms.float32).reshape(())
         corrections = (1.0 - ops.pow(self.beta1_tensor, t), 1.0 - ops.pow(self.beta2_tensor, t))
         update = F.partial(_lamb_update, lr, self.beta1, self.beta2, self.eps, corrections)
