@@ -1,0 +1,102 @@
+"""The GEMM fast paths of Res2Net's convolutions equal MindSpore's own convolution, values and gradients.
+
+``PointwiseConv2d`` and ``SmallMapConv2d`` pick a GEMM from static shapes on small maps; every case here compares
+one of them against an ``nn.Conv2d`` holding the same weight, forward and backward (input and weight gradients),
+in PyNative and in Graph mode. The shapes cover each branch: the GEMM paths (1x1 output, strided, 2x2 and 4x4
+maps) and the fall-backs to the convolution.
+"""
+
+import numpy as np
+import pytest
+
+import mindspore as ms
+from mindspore import nn
+
+from mindcv.models.res2net import PointwiseConv2d, SmallMapConv2d
+
+
+def _reference(cell: nn.Conv2d) -> nn.Conv2d:
+    ref = nn.Conv2d(
+        cell.in_channels,
+        cell.out_channels,
+        cell.kernel_size,
+        stride=cell.stride,
+        pad_mode="pad",
+        padding=cell.padding,
+        dilation=cell.dilation,
+        has_bias=False,
+    )
+    ref.weight.set_data(cell.weight.data.copy())
+    return ref
+
+
+class _LossAndGrads(nn.Cell):
+    def __init__(self, conv: nn.Cell) -> None:
+        super().__init__()
+        self.conv = conv
+        self.grad = ms.value_and_grad(self.loss, 0, [conv.weight])
+
+    def loss(self, x):
+        out = self.conv(x)
+        return (out * out).sum(), out
+
+    def construct(self, x):
+        return self.grad(x)
+
+
+def _run(conv: nn.Cell, x: np.ndarray):
+    (_, out), (grad_x, (grad_w,)) = _LossAndGrads(conv)(ms.Tensor(x))
+    return out.asnumpy(), grad_x.asnumpy(), grad_w.asnumpy()
+
+
+def _check(cell: nn.Conv2d, shape, graph: bool) -> None:
+    x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    ms.set_context(mode=ms.GRAPH_MODE if graph else ms.PYNATIVE_MODE)
+    try:
+        ours = _run(cell, x)
+        ref = _run(_reference(cell), x)
+    finally:
+        ms.set_context(mode=ms.PYNATIVE_MODE)
+    for name, a, b in zip(("output", "input grad", "weight grad"), ours, ref):
+        assert a.shape == b.shape, name
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4, err_msg=f"{name} for input {shape}")
+
+
+# (in, out, stride, input shape): 1x1 map (no transposes), strided to 1x1, 2x2 and 4x4 maps (GEMM with transposes),
+# strided 4x4 -> 2x2, and 8x8 / strided 8x8 -> 4x4 / 16x16 (limit and convolution).
+POINTWISE_CASES = [
+    (16, 8, 1, (3, 16, 1, 1)),
+    (16, 8, 2, (3, 16, 2, 2)),
+    (16, 8, 1, (3, 16, 2, 2)),
+    (16, 8, 1, (2, 16, 4, 4)),
+    (16, 8, 2, (2, 16, 4, 3)),
+    (16, 8, 2, (2, 16, 8, 8)),
+    (16, 8, 1, (2, 16, 8, 8)),
+]
+
+# (in, out, kernel, stride, dilation, input shape): centre tap (1x1, stride 1 and 2), the 2x2 taps of a strided
+# 2x2 input, a 2x1 input, and the convolution for 2x2 stride 1, 3x3 stride 2, dilation 2 and a 7x7 stem conv.
+SMALL_MAP_CASES = [
+    (12, 10, 3, 1, 1, (3, 12, 1, 1)),
+    (12, 10, 3, 2, 1, (3, 12, 1, 1)),
+    (12, 10, 3, 2, 1, (3, 12, 2, 2)),
+    (12, 10, 3, 2, 1, (3, 12, 2, 1)),
+    (12, 10, 3, 1, 1, (2, 12, 2, 2)),
+    (12, 10, 3, 2, 1, (2, 12, 3, 3)),
+    (12, 10, 3, 1, 2, (2, 12, 1, 1)),
+    (3, 8, 7, 2, 1, (2, 3, 5, 5)),
+]
+
+
+@pytest.mark.parametrize("graph", [False, True], ids=["pynative", "graph"])
+@pytest.mark.parametrize("cin,cout,stride,shape", POINTWISE_CASES)
+def test_pointwise_conv_equals_convolution(cin, cout, stride, shape, graph):
+    ms.set_seed(0)
+    _check(PointwiseConv2d(cin, cout, stride=stride), shape, graph)
+
+
+@pytest.mark.parametrize("graph", [False, True], ids=["pynative", "graph"])
+@pytest.mark.parametrize("cin,cout,kernel,stride,dilation,shape", SMALL_MAP_CASES)
+def test_small_map_conv_equals_convolution(cin, cout, kernel, stride, dilation, shape, graph):
+    ms.set_seed(0)
+    _check(SmallMapConv2d(cin, cout, kernel, stride=stride, dilation=dilation), shape, graph)
