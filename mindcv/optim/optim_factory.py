@@ -1,18 +1,18 @@
 """Optimizer factory: ``create_optimizer(params_or_model, opt, ...)`` with names and arguments from upstream MindCV.
 
-| name       | implementation                               | weight decay                     |
-|------------|----------------------------------------------|----------------------------------|
 | name     | implementation                                     | weight decay                      |
 |----------|----------------------------------------------------|-----------------------------------|
-| sgd      | ``nn.SGD`` (with ``momentum``, ``nesterov``)       | L2, added to the gradient         |
-| momentum | ``nn.Momentum`` (``nn.SGD`` when ``nesterov``)     | L2                                |
-| nesterov | ``nn.SGD(nesterov=True)``                          | L2                                |
+| sgd      | ``nn.SGD`` (with ``momentum``, ``nesterov``)       | L2, added to the gradient (*)     |
+| momentum | ``nn.Momentum`` (``nn.SGD`` when ``nesterov``)     | L2 (*)                            |
+| nesterov | ``nn.SGD(nesterov=True)``                          | L2 (*)                            |
 | adam     | ``nn.Adam``                                        | L2                                |
 | adamw    | ``nn.AdamWeightDecay``                             | decoupled (Loshchilov & Hutter)   |
 | lamb     | :class:`mindcv.optim.trust_ratio.Lamb`             | decoupled, inside the trust ratio |
 | lars     | :class:`mindcv.optim.trust_ratio.LARS` (momentum)  | L2, inside the trust ratio        |
 | rmsprop  | ``nn.RMSProp``                                     | L2                                |
 | adagrad  | ``nn.Adagrad``                                     | L2                                |
+
+(*) Through :mod:`mindcv.optim.l2_decay`: the same classes with the decay added in one kernel per parameter.
 
 Nesterov momentum goes through ``nn.SGD`` because ``nn.Momentum(use_nesterov=True)`` silently takes the plain
 momentum step on the CPU in MindSpore 2.10 (two updates of w=1 with g=1, lr=0.1, momentum=0.9 give 0.71 instead of
@@ -32,6 +32,7 @@ import numpy as np
 from mindspore import Parameter, Tensor, nn
 
 from ..utils.errors import ConfigError, unknown_name_error
+from .l2_decay import SGD, Momentum
 from .trust_ratio import LARS, Lamb
 
 __all__ = [
@@ -96,7 +97,7 @@ class _Hyper:
 
 
 def _sgd(params: list, lr: LearningRate, h: _Hyper) -> nn.Optimizer:
-    return nn.SGD(
+    return SGD(
         params, lr, momentum=h.momentum, weight_decay=h.weight_decay, nesterov=h.nesterov, loss_scale=h.loss_scale
     )
 
@@ -104,11 +105,11 @@ def _sgd(params: list, lr: LearningRate, h: _Hyper) -> nn.Optimizer:
 def _momentum(params: list, lr: LearningRate, h: _Hyper) -> nn.Optimizer:
     if h.nesterov:
         return _nesterov(params, lr, h)
-    return nn.Momentum(params, lr, h.momentum, weight_decay=h.weight_decay, loss_scale=h.loss_scale)
+    return Momentum(params, lr, h.momentum, weight_decay=h.weight_decay, loss_scale=h.loss_scale)
 
 
 def _nesterov(params: list, lr: LearningRate, h: _Hyper) -> nn.Optimizer:
-    return nn.SGD(params, lr, momentum=h.momentum, weight_decay=h.weight_decay, nesterov=True, loss_scale=h.loss_scale)
+    return SGD(params, lr, momentum=h.momentum, weight_decay=h.weight_decay, nesterov=True, loss_scale=h.loss_scale)
 
 
 def _adam(params: list, lr: LearningRate, h: _Hyper) -> nn.Optimizer:
