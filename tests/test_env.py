@@ -1,4 +1,4 @@
-"""The oneDNN ISA default is applied at import and never overrides the user's value."""
+"""Process-level defaults: the oneDNN ISA cap at import (never overriding the user) and the CPU memory pool."""
 
 import os
 import subprocess
@@ -27,3 +27,51 @@ def test_cli_model_table():
         check=True,
     )
     assert "| res2next50 | 24,671,464 | (2, 1000) |" in out.stdout
+
+
+POOL_PROBE = """
+import mindspore as ms
+from mindcv.utils.cli import setup_context
+from mindcv.utils.errors import ConfigError
+try:
+    setup_context(0, "CPU")
+except ConfigError as e:
+    print("ConfigError:", e)
+    raise SystemExit(0)
+try:
+    ms.runtime.set_memory(init_size="3GB")
+    print("pool left to the user")
+except RuntimeError:
+    print("pool configured")
+"""
+
+
+@pytest.mark.parametrize(
+    "value,expected",
+    [
+        (None, "pool configured"),  # default 1GB,0.5GB
+        ("2GB,1GB", "pool configured"),
+        ("default", "pool left to the user"),
+        ("1XB,0.5GB", "ConfigError: MINDCV_CPU_MEMORY_POOL='1XB,0.5GB' is not '<first block>,<growth>'"),
+    ],
+)
+def test_cpu_memory_pool_setting(value, expected):
+    # MindSpore accepts set_memory once per process, so each case runs in its own interpreter.
+    env = {k: v for k, v in os.environ.items() if k != "MINDCV_CPU_MEMORY_POOL"}
+    env["GLOG_v"] = "3"
+    if value is not None:
+        env["MINDCV_CPU_MEMORY_POOL"] = value
+    out = subprocess.run([sys.executable, "-c", POOL_PROBE], env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1].startswith(expected), out.stdout
+
+
+def test_cpu_memory_pool_keeps_an_earlier_setting():
+    code = (
+        "import mindspore as ms; ms.runtime.set_memory(init_size='3GB');"
+        "from mindcv.utils.cli import configure_cpu_memory_pool; print(configure_cpu_memory_pool())"
+    )
+    env = dict(os.environ, GLOG_v="3")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "False"

@@ -91,10 +91,10 @@ def measure(
     from ..loss import create_loss
     from ..models import create_model
     from ..optim import create_optimizer
+    from .cli import setup_context
     from .train_step import TrainStep
 
-    ms.set_device(device_target)
-    ms.set_context(mode=ms.GRAPH_MODE if mode == "graph" else ms.PYNATIVE_MODE)
+    setup_context(0 if mode == "graph" else 1, device_target, amp_level)  # as train.py: incl. the CPU memory pool
     ms.set_seed(seed)
     rng = np.random.default_rng(seed)
     x = ms.Tensor(rng.standard_normal((batch_size, 3, image_size, image_size)).astype(np.float32))
