@@ -6,17 +6,45 @@ For each workload (training at 32x32, training at 224x224, inference at 224x224)
 run alternately, each measurement in a fresh process, with the same batch, image size and thread
 count; it prints img/s, the ratio ours/PyTorch and peak memory, and writes JSON. PyTorch runs with
 its own oneDNN defaults; MindSpore with mindcv's (ONEDNN_MAX_CPU_ISA=AVX2 unless set).
+
+With the 224x224 training workload it also prints the compute ceiling: numpy's best fp32 GEMM rate on this
+machine divided by the model's training cost (3 x 2 x forward multiply-adds per image, the usual estimate
+of forward + backward), and our training speed as a share of it.
 """
 
 import argparse
 import json
 import os
+import time
 from typing import Optional, Sequence
+
+import numpy as np
 
 from mindcv.convert import TORCH_EQUIVALENTS
 from mindcv.utils.benchmarking import run_isolated
 
 WORKLOADS = {"train32": ("train", 32), "train224": ("train", 224), "infer224": ("infer", 224)}
+
+
+def sgemm_gflops(n: int = 2048, repeats: int = 10) -> float:
+    """The best fp32 matrix-multiply rate numpy reaches here, in GFLOP/s: the machine's practical ceiling."""
+    rng = np.random.default_rng(0)
+    a, b = rng.random((n, n), dtype=np.float32), rng.random((n, n), dtype=np.float32)
+    a @ b  # warm-up
+    best = 0.0
+    for _ in range(repeats):
+        start = time.perf_counter()
+        a @ b
+        best = max(best, 2 * n**3 / (time.perf_counter() - start))
+    return best / 1e9
+
+
+def train_gflop_per_image(model_name: str, image_size: int = 224) -> float:
+    """Forward + backward cost of one training image, estimated as 3 x the forward pass (2 FLOP per MAC)."""
+    from mindcv.models import create_model
+    from mindcv.utils.model_stats import count_macs
+
+    return 3 * 2 * count_macs(create_model(model_name), (3, image_size, image_size)) / 1e9
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -82,8 +110,20 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             f"{o['peak_rss_gib'] if o else '–'} | {t['peak_rss_gib'] if t else '–'} |",
             flush=True,
         )
+    ceiling = None
+    ours224 = [r for r in results.get("train224", {}).get("ours", []) if "error" not in r]
+    if ours224:
+        rate, cost = sgemm_gflops(), train_gflop_per_image(args.model)
+        speed = max(r["img_per_s"] for r in ours224)
+        ceiling = {"sgemm_gflops": round(rate, 1), "train_gflop_per_image": round(cost, 2)}
+        ceiling.update(ceiling_img_per_s=round(rate / cost, 2), share_of_ceiling=round(speed * cost / rate, 3))
+        print(
+            f"compute ceiling at 224: numpy sgemm {rate:.0f} GFLOP/s / {cost:.1f} GFLOP per training image = "
+            f"{rate / cost:.2f} img/s; ours {speed} img/s = {100 * speed * cost / rate:.0f} % of it"
+        )
     with open(args.json, "w", encoding="utf-8") as f:
-        json.dump({"model": args.model, "batch_size": args.batch_size, "results": results}, f, indent=2)
+        summary = {"model": args.model, "batch_size": args.batch_size, "results": results, "ceiling": ceiling}
+        json.dump(summary, f, indent=2)
     print(f"wrote {args.json}")
     return 0
 
