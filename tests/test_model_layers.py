@@ -24,6 +24,7 @@ def _reference(cell: nn.Conv2d) -> nn.Conv2d:
         pad_mode="pad",
         padding=cell.padding,
         dilation=cell.dilation,
+        group=cell.group,
         has_bias=False,
     )
     ref.weight.set_data(cell.weight.data.copy())
@@ -74,17 +75,19 @@ POINTWISE_CASES = [
     (16, 8, 1, (2, 16, 8, 8)),
 ]
 
-# (in, out, kernel, stride, dilation, input shape): centre tap (1x1, stride 1 and 2), the 2x2 taps of a strided
-# 2x2 input, a 2x1 input, and the convolution for 2x2 stride 1, 3x3 stride 2, dilation 2 and a 7x7 stem conv.
+# (in, out, kernel, stride, dilation, groups, input shape): centre tap (1x1, stride 1 and 2), the 2x2 taps of a
+# strided 2x2 input, a 2x1 input, and the convolution for 2x2 stride 1, 3x3 stride 2, dilation 2, groups 2 on a
+# 1x1 map (Res2NeXt) and a 7x7 stem conv.
 SMALL_MAP_CASES = [
-    (12, 10, 3, 1, 1, (3, 12, 1, 1)),
-    (12, 10, 3, 2, 1, (3, 12, 1, 1)),
-    (12, 10, 3, 2, 1, (3, 12, 2, 2)),
-    (12, 10, 3, 2, 1, (3, 12, 2, 1)),
-    (12, 10, 3, 1, 1, (2, 12, 2, 2)),
-    (12, 10, 3, 2, 1, (2, 12, 3, 3)),
-    (12, 10, 3, 1, 2, (2, 12, 1, 1)),
-    (3, 8, 7, 2, 1, (2, 3, 5, 5)),
+    (12, 10, 3, 1, 1, 1, (3, 12, 1, 1)),
+    (12, 10, 3, 2, 1, 1, (3, 12, 1, 1)),
+    (12, 10, 3, 2, 1, 1, (3, 12, 2, 2)),
+    (12, 10, 3, 2, 1, 1, (3, 12, 2, 1)),
+    (12, 10, 3, 1, 1, 1, (2, 12, 2, 2)),
+    (12, 10, 3, 2, 1, 1, (2, 12, 3, 3)),
+    (12, 10, 3, 1, 2, 1, (2, 12, 1, 1)),
+    (12, 10, 3, 1, 1, 2, (2, 12, 1, 1)),
+    (3, 8, 7, 2, 1, 1, (2, 3, 5, 5)),
 ]
 
 
@@ -96,7 +99,7 @@ def test_pointwise_conv_equals_convolution(cin, cout, stride, shape, graph):
 
 
 @pytest.mark.parametrize("graph", [False, True], ids=["pynative", "graph"])
-@pytest.mark.parametrize("cin,cout,kernel,stride,dilation,shape", SMALL_MAP_CASES)
-def test_small_map_conv_equals_convolution(cin, cout, kernel, stride, dilation, shape, graph):
+@pytest.mark.parametrize("cin,cout,kernel,stride,dilation,groups,shape", SMALL_MAP_CASES)
+def test_small_map_conv_equals_convolution(cin, cout, kernel, stride, dilation, groups, shape, graph):
     ms.set_seed(0)
-    _check(SmallMapConv2d(cin, cout, kernel, stride=stride, dilation=dilation), shape, graph)
+    _check(SmallMapConv2d(cin, cout, kernel, stride=stride, dilation=dilation, groups=groups), shape, graph)

@@ -98,12 +98,20 @@ class SmallMapConv2d(nn.Conv2d):
     the centre tap for a 1x1 input, the lower-right 2x2 taps for a strided 2x2 input. The output is
     then ``x.reshape(N, Cin*H*W) @ weight[:, :, p:p+H, p:p+W].reshape(Cout, Cin*H*W).T`` exactly,
     without the 8 (or 5) zero-padding taps oneDNN would multiply and without its per-image overhead:
-    res2net50 training at 32x32, batch 32 on 2 cores ran ~3-6 % faster. Every other shape uses the
-    ordinary convolution; dilation and groups are not handled here (``_conv`` only builds this
-    class for groups=1). Parameter name and shape are those of ``nn.Conv2d``.
+    res2net50 training at 32x32, batch 32 on 2 cores ran ~3-6 % faster. Every other shape, and any
+    dilated or grouped convolution (Res2NeXt), uses the ordinary convolution. Parameter name and
+    shape are those of ``nn.Conv2d``.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, dilation: int = 1):
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        stride: int = 1,
+        dilation: int = 1,
+        groups: int = 1,
+    ) -> None:
         # Explicit symmetric padding: MindSpore's default pad_mode="same" pads stride-2 convs
         # asymmetrically (more on the bottom/right), which would change every number downstream.
         padding = dilation * (kernel_size - 1) // 2
@@ -115,20 +123,21 @@ class SmallMapConv2d(nn.Conv2d):
             pad_mode="pad",
             padding=padding,
             dilation=dilation,
+            group=groups,
             has_bias=False,
             weight_init=_he_normal(),
         )
         self.kernel = kernel_size
         self.pad = padding
         self.step = stride
-        self.dilated = dilation != 1
+        self.conv_only = dilation != 1 or groups != 1
         self.matmul_nt = ops.MatMul(transpose_b=True)
 
     def construct(self, x: ms.Tensor) -> ms.Tensor:
         n, c, h, w = x.shape
         k, p = self.kernel, self.pad
         single_output = (h + 2 * p - k) // self.step == 0 and (w + 2 * p - k) // self.step == 0
-        if self.dilated or not single_output or h + p > k or w + p > k:
+        if self.conv_only or not single_output or h + p > k or w + p > k:
             return self.conv2d(x, self.weight)
         # ops.slice, not weight[:, :, a:b, c:d]: the StridedSlice kernel took ~1.5 ms for a 208x208x3x3 weight.
         taps = ops.slice(self.weight, (0, 0, p, p), (self.out_channels, c, h, w))
@@ -137,23 +146,9 @@ class SmallMapConv2d(nn.Conv2d):
 
 
 def _conv(in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, dilation: int = 1, groups: int = 1):
-    if groups == 1:
-        if kernel_size == 1:
-            return PointwiseConv2d(in_channels, out_channels, stride=stride)
-        return SmallMapConv2d(in_channels, out_channels, kernel_size, stride=stride, dilation=dilation)
-    padding = dilation * (kernel_size - 1) // 2  # symmetric, as in SmallMapConv2d
-    return nn.Conv2d(
-        in_channels,
-        out_channels,
-        kernel_size,
-        stride=stride,
-        pad_mode="pad",
-        padding=padding,
-        dilation=dilation,
-        group=groups,
-        has_bias=False,
-        weight_init=_he_normal(),
-    )
+    if kernel_size == 1 and groups == 1:
+        return PointwiseConv2d(in_channels, out_channels, stride=stride)
+    return SmallMapConv2d(in_channels, out_channels, kernel_size, stride=stride, dilation=dilation, groups=groups)
 
 
 def _bn(channels: int, zero_init: bool = False) -> nn.BatchNorm2d:
