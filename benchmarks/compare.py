@@ -115,11 +115,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if ours224:
         rate, cost = sgemm_gflops(), train_gflop_per_image(args.model)
         speed = max(r["img_per_s"] for r in ours224)
+        limit = rate / cost
         ceiling = {"sgemm_gflops": round(rate, 1), "train_gflop_per_image": round(cost, 2)}
-        ceiling.update(ceiling_img_per_s=round(rate / cost, 2), share_of_ceiling=round(speed * cost / rate, 3))
+        ceiling.update(ceiling_img_per_s=round(limit, 2), share_of_ceiling=round(speed / limit, 3))
         print(
             f"compute ceiling at 224: numpy sgemm {rate:.0f} GFLOP/s / {cost:.1f} GFLOP per training image = "
-            f"{rate / cost:.2f} img/s; ours {speed} img/s = {100 * speed * cost / rate:.0f} % of it"
+            f"{limit:.2f} img/s; ours {speed} img/s = {100 * speed / limit:.0f} % of it"
         )
     with open(args.json, "w", encoding="utf-8") as f:
         summary = {"model": args.model, "batch_size": args.batch_size, "results": results, "ceiling": ceiling}

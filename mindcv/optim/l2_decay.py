@@ -36,11 +36,12 @@ class _OnePassDecay:
     MindSpore's own two-kernel path.
     """
 
-    def _constant_decays(self) -> Optional[Tuple[float, ...]]:
-        if self.dynamic_weight_decay:
-            return None
-        decays = self.weight_decay if self.is_group else (self.weight_decay,) * len(self._parameters)
-        return tuple(float(wd) if flag else 0.0 for wd, flag in zip(decays, self.decay_flags))
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)  # the MindSpore optimizer this is mixed into
+        self.constant_decays: Optional[Tuple[float, ...]] = None
+        if not self.dynamic_weight_decay:
+            decays = self.weight_decay if self.is_group else (self.weight_decay,) * len(self._parameters)
+            self.constant_decays = tuple(float(wd) if flag else 0.0 for wd, flag in zip(decays, self.decay_flags))
 
     def decay_weight(self, gradients: Tuple[Tensor, ...]) -> Tuple[Tensor, ...]:
         if not self.exec_weight_decay:
@@ -53,14 +54,6 @@ class _OnePassDecay:
 class Momentum(_OnePassDecay, nn.Momentum):
     """``mindspore.nn.Momentum`` with one-pass L2 weight decay (see the module docstring)."""
 
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self.constant_decays = self._constant_decays()
-
 
 class SGD(_OnePassDecay, nn.SGD):
     """``mindspore.nn.SGD`` with one-pass L2 weight decay (see the module docstring)."""
-
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self.constant_decays = self._constant_decays()
