@@ -75,3 +75,23 @@ def test_cpu_memory_pool_keeps_an_earlier_setting():
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip().splitlines()[-1] == "False"
+
+
+def test_setup_context_after_kernels_ran_on_the_same_device():
+    # A second train/validate main() in one process: MindSpore refuses set_device once a kernel ran, even for the
+    # device in use; setup_context must accept that, and still refuse a device this build cannot run.
+    code = (
+        "import numpy as np, mindspore as ms\n"
+        "from mindcv.utils.cli import setup_context\n"
+        "from mindcv.utils.errors import ConfigError\n"
+        "ms.Tensor(np.ones(3)).sum().asnumpy()\n"
+        "setup_context(0, 'CPU')\n"
+        "try:\n"
+        "    setup_context(0, 'GPU')\n"
+        "except ConfigError as e:\n"
+        "    print('refused:', e)\n"
+    )
+    env = dict(os.environ, GLOG_v="3")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1].startswith("refused: --device_target GPU is not usable here")

@@ -244,11 +244,14 @@ def setup_context(mode: int, device_target: str, amp_level: str = "O0") -> None:
         with _mindspore_log_muted():  # its version probes print several lines for a missing device
             ms.set_device(device_target)
     except (RuntimeError, ValueError) as e:
-        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ConfigError(
-            f"--device_target {device_target} is not usable here ({reason[:160]}); install the MindSpore build for "
-            "that device or use --device_target CPU"
-        ) from None
+        # MindSpore refuses set_device once a kernel has run in this process (a second train/validate main() in a
+        # notebook or a test session), even for the device already in use: that case is fine.
+        if not (isinstance(e, RuntimeError) and ms.get_context("device_target") == device_target):
+            reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise ConfigError(
+                f"--device_target {device_target} is not usable here ({reason[:160]}); install the MindSpore build "
+                "for that device or use --device_target CPU"
+            ) from None
     if device_target == "CPU":
         configure_cpu_memory_pool()
     if device_target == "CPU" and amp_level != "O0":
