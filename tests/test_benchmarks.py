@@ -1,4 +1,4 @@
-"""The benchmark tooling runs end to end on a tiny workload and its compute-ceiling arithmetic holds."""
+"""The benchmark tooling runs end to end on tiny workloads; its ceiling and per-op breakdown arithmetic holds."""
 
 import json
 import os
@@ -10,6 +10,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
 
 import compare  # noqa: E402
+import profile_ops  # noqa: E402
+
+from mindcv.utils import benchmarking  # noqa: E402
 
 
 def test_training_cost_is_three_forward_passes():
@@ -34,3 +37,87 @@ def test_compare_runs_ours_alone(tmp_path, capsys):
     (ours,) = report["results"]["train32"]["ours"]
     assert "error" not in ours, ours
     assert ours["img_per_s"] > 0 and ours["peak_rss_gib"] > 0 and report["ceiling"] is None
+
+
+# --- the per-operator breakdown (benchmarks/profile_ops.py) ---
+
+
+@pytest.mark.parametrize(
+    "name, scope, category",
+    [
+        ("Conv2DBackpropFilter", "Gradients/Default/network-Res2Net/layer1", "convolution"),
+        ("aten::convolution_backward", "", "convolution"),
+        ("MatMul", "Default/network-Res2Net/layer4", "matmul"),
+        ("aten::addmm", "", "matmul"),
+        ("BatchNormGrad", "", "batchnorm"),
+        ("aten::native_batch_norm", "", "batchnorm"),
+        ("MaxPool3DWithArgmax", "", "pooling"),
+        ("Reshape", "", "layout and copies"),
+        ("aten::cat", "", "layout and copies"),
+        ("ReluGrad", "", "elementwise"),
+        ("aten::add", "", "elementwise"),
+        # the optimizer and the loss are recognised by scope, whatever the kernel
+        ("ApplyMomentum", "Default/optimizer-Momentum/ApplyMomentum-op3", "optimizer"),
+        ("aten::add_", "optimizer", "optimizer"),
+        ("Exp", "Default/loss_fn-CrossEntropySmooth/Exp-op0", "loss"),
+        ("aten::_log_softmax", "", "loss"),
+        ("Cast", "", "other"),
+    ],
+)
+def test_op_category(name, scope, category):
+    assert benchmarking.op_category(name, scope) == category
+
+
+def test_breakdown_sums_per_step():
+    kernels = [
+        ("Conv2D", "Default/net", 6.0, 3.0, 3.0),  # 3 launches over 3 steps, 6 ms in all
+        ("Conv2DBackpropInput", "Gradients/net", 3.0, 3.0, 3.0),
+        ("ApplyMomentum", "Default/optimizer-Momentum", 1.5, 6.0, 6.0),
+        ("aten::mkldnn_convolution", "", 3.0, 0.0, 3.0),  # nested in a counted call: time, no launch
+    ]
+    out = benchmarking._breakdown(kernels, steps=3, wall_ms=6.0)
+    assert out["categories"]["convolution"] == {"ms": 4.0, "count": 2}
+    assert out["categories"]["optimizer"] == {"ms": 0.5, "count": 2}
+    assert out["kernel_ms"] == 4.5 and out["host_ms"] == 1.5 and out["kernels_per_step"] == 4
+    assert out["top_ops"][0] == ["Conv2D", 1, 2.0]
+    assert ["aten::mkldnn_convolution", 1, 1.0] in out["top_ops"]
+
+
+def test_report_lines_up_both_sides():
+    def result(framework, conv_ms, opt_ms, wall_ms):
+        cats = {"convolution": {"ms": conv_ms, "count": 10}, "optimizer": {"ms": opt_ms, "count": 5}}
+        kernel = conv_ms + opt_ms
+        return dict(
+            framework=framework,
+            categories=cats,
+            kernel_ms=kernel,
+            kernels_per_step=15,
+            host_ms=wall_ms - kernel,
+            wall_ms=wall_ms,
+            top_ops=[["Conv2D", 10, conv_ms]],
+        )
+
+    text = profile_ops.format_report(result("ms", 50.0, 10.0, 80.0), result("torch", 60.0, 5.0, 70.0))
+    assert "| convolution | 50.0 | 10 | 60.0 | 10 | -10.0 |" in text
+    assert "| optimizer | 10.0 | 5 | 5.0 | 5 | +5.0 |" in text
+    assert "| **host (wall - kernels)** | 20.0 |  | 5.0 |  | +15.0 |" in text
+    assert "| **step wall time** | 80.0 |  | 70.0 |  | +10.0 |" in text
+    alone = profile_ops.format_report(result("ms", 50.0, 10.0, 80.0), None)
+    assert "| convolution | 50.0 | 10 | – | – | – |" in alone and "PyTorch (" not in alone
+
+
+@pytest.mark.slow
+def test_profile_ops_runs_on_both_frameworks():
+    common = dict(task="train", batch_size=2, image_size=32, steps=1, warmup=0)
+    ours = benchmarking.run_isolated("mindspore_ops", model_name="res2net50", **common)
+    assert "error" not in ours, ours
+    # res2net50: 85 convolutions, each with a BN; ~1,400 kernels in a graph-mode training step
+    assert ours["kernels_per_step"] > 1000
+    for category in ("convolution", "batchnorm", "optimizer", "matmul"):
+        assert ours["categories"][category]["ms"] > 0, category
+    assert ours["categories"]["batchnorm"]["count"] == 170  # forward + backward of the 85 BN layers
+    assert ours["wall_ms"] > 0 and ours["top_ops"]
+    theirs = benchmarking.run_isolated("torch_ops", model_name="res2net50_26w_4s", threads=1, **common)
+    assert "error" not in theirs, theirs
+    assert theirs["categories"]["convolution"]["count"] == 170  # 85 forward + 85 backward
+    assert theirs["categories"]["optimizer"]["ms"] > 0

@@ -7,16 +7,21 @@ Inputs are fixed random tensors: the figures are model + framework speed, withou
 
 import json
 import os
+import re
 import resource
 import statistics
 import subprocess
 import sys
 import time
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 __all__ = [
     "measure",
     "measure_torch",
+    "profile_ops",
+    "profile_ops_torch",
+    "op_category",
+    "OP_CATEGORIES",
     "run_isolated",
     "benchmark_rows",
     "markdown_table",
@@ -52,6 +57,88 @@ def _summarise(times: List[float], batch_size: int, first_s: float) -> Dict[str,
     }
 
 
+def _mindspore_workload(
+    model_name: str,
+    task: str,
+    mode: str,
+    batch_size: int,
+    image_size: int,
+    num_classes: int,
+    device_target: str,
+    amp_level: str,
+    seed: int,
+) -> Callable[[], Any]:
+    """Set up the context, model and fixed inputs; return a function that runs one step and returns a tensor."""
+    import numpy as np
+
+    import mindspore as ms
+
+    from ..loss import create_loss
+    from ..models import create_model
+    from ..optim import create_optimizer
+    from .cli import setup_context
+    from .train_step import TrainStep
+
+    setup_context(0 if mode == "graph" else 1, device_target, amp_level)  # as train.py: incl. the CPU memory pool
+    ms.set_seed(seed)
+    rng = np.random.default_rng(seed)
+    x = ms.Tensor(rng.standard_normal((batch_size, 3, image_size, image_size)).astype(np.float32))
+    y = ms.Tensor(rng.integers(0, num_classes, batch_size).astype(np.int32))
+    net = create_model(model_name, num_classes=num_classes)
+    if task == "train":
+        net.set_train(True)
+        opt = create_optimizer(net, opt="momentum", lr=0.01, momentum=0.9, weight_decay=1e-4)
+        step = TrainStep(net, create_loss("CE"), opt, amp_level=amp_level)
+
+        def run():
+            loss, _ = step(x, y)
+            return loss
+
+        return run
+    if task == "infer":
+        net.set_train(False)
+        return lambda: net(x)
+    raise ValueError(f"task must be 'train' or 'infer', got '{task}'")
+
+
+def _torch_workload(
+    model_name: str, task: str, batch_size: int, image_size: int, num_classes: int, threads: Optional[int], seed: int
+) -> Callable[[], Any]:
+    """The timm counterpart of :func:`_mindspore_workload`; ``optimizer.step()`` is labelled for the profiler."""
+    import timm
+    import torch
+
+    if threads:
+        torch.set_num_threads(threads)
+    torch.manual_seed(seed)
+    x = torch.randn(batch_size, 3, image_size, image_size)
+    y = torch.randint(0, num_classes, (batch_size,))
+    net = timm.create_model(model_name, pretrained=False, num_classes=num_classes)
+    if task == "train":
+        net.train()
+        opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)
+        loss_fn = torch.nn.CrossEntropyLoss()
+
+        def run():
+            opt.zero_grad(set_to_none=True)
+            loss = loss_fn(net(x), y)
+            loss.backward()
+            with torch.profiler.record_function(_TORCH_OPTIMIZER_LABEL):
+                opt.step()
+            return loss.item()
+
+        return run
+    if task == "infer":
+        net.eval()
+
+        def run():
+            with torch.inference_mode():
+                return net(x).sum().item()
+
+        return run
+    raise ValueError(f"task must be 'train' or 'infer', got '{task}'")
+
+
 def measure(
     model_name: str = "res2net50",
     task: str = "train",
@@ -84,40 +171,11 @@ def measure(
         A dict with the first-call (compile + first step) time, the median step time, images/s and the
         process's peak resident memory; on GPU/Ascend also the device's peak allocation.
     """
-    import numpy as np
-
     import mindspore as ms
 
-    from ..loss import create_loss
-    from ..models import create_model
-    from ..optim import create_optimizer
-    from .cli import setup_context
-    from .train_step import TrainStep
-
-    setup_context(0 if mode == "graph" else 1, device_target, amp_level)  # as train.py: incl. the CPU memory pool
-    ms.set_seed(seed)
-    rng = np.random.default_rng(seed)
-    x = ms.Tensor(rng.standard_normal((batch_size, 3, image_size, image_size)).astype(np.float32))
-    y = ms.Tensor(rng.integers(0, num_classes, batch_size).astype(np.int32))
-    net = create_model(model_name, num_classes=num_classes)
-    if task == "train":
-        net.set_train(True)
-        opt = create_optimizer(net, opt="momentum", lr=0.01, momentum=0.9, weight_decay=1e-4)
-        step = TrainStep(net, create_loss("CE"), opt, amp_level=amp_level)
-
-        def run():
-            loss, _ = step(x, y)
-            return loss
-
-    elif task == "infer":
-        net.set_train(False)
-
-        def run():
-            return net(x)
-
-    else:
-        raise ValueError(f"task must be 'train' or 'infer', got '{task}'")
-
+    run = _mindspore_workload(
+        model_name, task, mode, batch_size, image_size, num_classes, device_target, amp_level, seed
+    )
     start = time.perf_counter()
     run().asnumpy()
     first = time.perf_counter() - start
@@ -151,34 +209,9 @@ def measure_torch(
     seed: int = 0,
 ) -> Dict[str, Any]:
     """The same measurement for a timm model in PyTorch eager mode (fp32, CPU), for side-by-side runs."""
-    import timm
     import torch
 
-    if threads:
-        torch.set_num_threads(threads)
-    torch.manual_seed(seed)
-    x = torch.randn(batch_size, 3, image_size, image_size)
-    y = torch.randint(0, num_classes, (batch_size,))
-    net = timm.create_model(model_name, pretrained=False, num_classes=num_classes)
-    if task == "train":
-        net.train()
-        opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)
-        loss_fn = torch.nn.CrossEntropyLoss()
-
-        def run():
-            opt.zero_grad(set_to_none=True)
-            loss = loss_fn(net(x), y)
-            loss.backward()
-            opt.step()
-            return loss.item()
-
-    else:
-        net.eval()
-
-        def run():
-            with torch.inference_mode():
-                return net(x).sum().item()
-
+    run = _torch_workload(model_name, task, batch_size, image_size, num_classes, threads, seed)
     start = time.perf_counter()
     run()
     first = time.perf_counter() - start
@@ -195,8 +228,169 @@ def measure_torch(
     return result
 
 
+# Per-operator breakdown. Categories are tried in order on the lower-cased kernel name: MindSpore op types
+# ("Conv2DBackpropFilter", "BatchNormGrad") and PyTorch operators ("aten::convolution_backward") alike.
+OP_CATEGORIES: Tuple[Tuple[str, str], ...] = (
+    ("convolution", r"conv"),
+    ("matmul", r"matmul|^aten::(mm|addmm|bmm)$"),
+    ("batchnorm", r"batch_?norm"),
+    ("pooling", r"pool|^reducemean$|^aten::mean$"),
+    ("loss", r"softmax|cross_?entropy|nll_loss"),
+    (
+        "layout and copies",
+        r"reshape|transpose|slice|concat|^aten::cat$|split|gather|segmentsum|copy|narrow|tile|squeeze|flatten"
+        r"|^aten::(clone|contiguous|as_strided)$",
+    ),
+    ("elementwise", r"relu|threshold|clamp|add|mul|sub|neg|div|exp|maximum|minimum|where|masked|fill"),
+)
+_TORCH_OPTIMIZER_LABEL = "mindcv::optimizer_step"
+
+
+def op_category(name: str, scope: str = "") -> str:
+    """The breakdown category of one kernel: ``"optimizer"``/``"loss"`` by scope, else by name (see OP_CATEGORIES)."""
+    scope = scope.lower()
+    if "optimizer" in scope:
+        return "optimizer"
+    if "loss" in scope:
+        return "loss"
+    lowered = name.lower()
+    for category, pattern in OP_CATEGORIES:
+        if re.search(pattern, lowered):
+            return category
+    return "other"
+
+
+def _breakdown(kernels: List[Tuple[str, str, float, float, float]], steps: int, wall_ms: float) -> Dict[str, Any]:
+    """Sum (name, scope, total ms, launches, calls) kernel records into per-step category and per-op totals.
+
+    Launches count towards a category's kernel count; calls towards an operator's own count (they differ only for
+    PyTorch's nested operators).
+    """
+    categories: Dict[str, Dict[str, float]] = {}
+    ops: Dict[str, List[float]] = {}
+    for name, scope, total_ms, launches, calls in kernels:
+        cat = categories.setdefault(op_category(name, scope), {"ms": 0.0, "count": 0.0})
+        cat["ms"] += total_ms / steps
+        cat["count"] += launches / steps
+        op = ops.setdefault(name, [0.0, 0.0])
+        op[0] += calls / steps
+        op[1] += total_ms / steps
+    kernel_ms = sum(c["ms"] for c in categories.values())
+    return {
+        "wall_ms": round(wall_ms, 2),
+        "kernel_ms": round(kernel_ms, 2),
+        "host_ms": round(wall_ms - kernel_ms, 2),
+        "kernels_per_step": round(sum(c["count"] for c in categories.values())),
+        "categories": {k: {"ms": round(v["ms"], 2), "count": round(v["count"])} for k, v in categories.items()},
+        "top_ops": [[n, round(c), round(t, 2)] for n, (c, t) in sorted(ops.items(), key=lambda kv: -kv[1][1])[:15]],
+    }
+
+
+def _median_ms(run: Callable[[], Any], steps: int, sync: Callable[[Any], Any]) -> float:
+    times = []
+    for _ in range(steps):
+        start = time.perf_counter()
+        sync(run())
+        times.append(time.perf_counter() - start)
+    return statistics.median(times) * 1000
+
+
+def profile_ops(
+    model_name: str = "res2net50",
+    task: str = "train",
+    mode: str = "graph",
+    batch_size: int = 32,
+    image_size: int = 32,
+    steps: int = 3,
+    warmup: int = 2,
+    num_classes: int = 1000,
+    seed: int = 0,
+    output_dir: Optional[str] = None,
+) -> Dict[str, Any]:
+    """Where one CPU step's time goes, per operator category, from MindSpore's profiler.
+
+    ``steps`` unprofiled steps give the wall time, then ``steps`` profiled steps the kernel times. Host time is
+    the wall time minus the kernel time: framework dispatch, memory management and the Python call, which the
+    profiler does not attribute to any kernel.
+    """
+    import csv
+    import glob
+    import tempfile
+
+    import mindspore as ms
+
+    run = _mindspore_workload(model_name, task, mode, batch_size, image_size, num_classes, "CPU", "O0", seed)
+    for _ in range(1 + warmup):
+        run().asnumpy()
+    wall_ms = _median_ms(run, steps, lambda out: out.asnumpy())
+    with tempfile.TemporaryDirectory(dir=output_dir) as out_dir:
+        profiler = ms.Profiler(output_path=out_dir)
+        for _ in range(steps):
+            run().asnumpy()
+        profiler.analyse()
+        found = glob.glob(os.path.join(out_dir, "**", "cpu_op_detail_info_*.csv"), recursive=True)
+        if not found:
+            raise RuntimeError(f"MindSpore's profiler wrote no cpu_op_detail_info_*.csv under {out_dir}")
+        with open(found[0], newline="") as f:
+            rows = list(csv.DictReader(f))
+        kernels = [
+            (r["op_type"], r["full_op_name"], float(r["op_total_time(ms)"]), *(2 * [float(r["op_occurrences"])]))
+            for r in rows
+        ]
+    result = _breakdown(kernels, steps, wall_ms)
+    result.update(framework=f"mindspore {ms.__version__}", model=model_name, task=task, mode=mode)
+    result.update(batch_size=batch_size, image_size=image_size)
+    return result
+
+
+def profile_ops_torch(
+    model_name: str = "res2net50_26w_4s",
+    task: str = "train",
+    batch_size: int = 32,
+    image_size: int = 32,
+    steps: int = 3,
+    warmup: int = 2,
+    num_classes: int = 1000,
+    threads: Optional[int] = None,
+    seed: int = 0,
+) -> Dict[str, Any]:
+    """The same breakdown for a timm model in PyTorch eager mode, from ``torch.profiler``.
+
+    Kernels are the ``aten::`` operators (self time, so nested calls count once; the call count is that of the
+    outermost ones); autograd-engine and optimizer bookkeeping outside them is host time, as is Python. Operators
+    under the labelled ``optimizer.step()`` form the ``optimizer`` category, whatever their name.
+    """
+    import torch
+
+    run = _torch_workload(model_name, task, batch_size, image_size, num_classes, threads, seed)
+    for _ in range(1 + warmup):
+        run()
+    wall_ms = _median_ms(run, steps, lambda out: out)
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        for _ in range(steps):
+            run()
+    kernels = []
+    for event in prof.events():
+        if not event.name.startswith("aten::"):
+            continue
+        scope, outermost, parent = "", True, event.cpu_parent
+        while parent is not None:
+            outermost = outermost and not parent.name.startswith("aten::")
+            if parent.name == _TORCH_OPTIMIZER_LABEL:
+                scope = "optimizer"
+            parent = parent.cpu_parent
+        # Time is self time, so nested operators (convolution -> _convolution -> mkldnn_convolution) add up once;
+        # only the outermost one counts as a call.
+        kernels.append((event.name, scope, event.self_cpu_time_total / 1000, 1.0 if outermost else 0.0, 1.0))
+    result = _breakdown(kernels, steps, wall_ms)
+    result.update(framework=f"torch {torch.__version__} eager", model=model_name, task=task, mode="eager")
+    result.update(batch_size=batch_size, image_size=image_size, threads=torch.get_num_threads())
+    return result
+
+
 def run_isolated(kind: str, timeout: float = 3600.0, env: Optional[Dict[str, str]] = None, **kwargs: Any) -> Dict:
-    """Run :func:`measure` (``kind="mindspore"``) or :func:`measure_torch` (``"torch"``) in a child process.
+    """Run :func:`measure` (``kind="mindspore"``), :func:`measure_torch` (``"torch"``), :func:`profile_ops`
+    (``"mindspore_ops"``) or :func:`profile_ops_torch` (``"torch_ops"``) in a child process.
 
     Returns the measurement dict, or ``{"error": "..."}`` when the child fails (e.g. no such device).
     """
@@ -292,13 +486,21 @@ def markdown_table(rows: List[Dict[str, Any]], header: bool = True) -> str:
     return "\n".join(lines)
 
 
+_CHILD_KINDS = {
+    "mindspore": measure,
+    "torch": measure_torch,
+    "mindspore_ops": profile_ops,
+    "torch_ops": profile_ops_torch,
+}
+
+
 def _child(payload: str) -> None:
     spec = json.loads(payload)
-    if spec["kind"] == "torch" and not spec.get("user_isa"):
+    if spec["kind"].startswith("torch") and not spec.get("user_isa"):
         # `import mindcv` capped the ISA for MindSpore; PyTorch bundles its own oneDNN, which reads the
         # same variable: run it as its users do (torch is imported after this).
         os.environ.pop("ONEDNN_MAX_CPU_ISA", None)
-    fn = measure if spec["kind"] == "mindspore" else measure_torch
+    fn = _CHILD_KINDS[spec["kind"]]
     print("RESULT " + json.dumps(fn(**spec["kwargs"])), flush=True)
 
 
