@@ -13,7 +13,15 @@ Order of operations in a step::
     finite = all grads finite (with AMP or loss scaling; plain fp32: the loss is finite)
     dynamic scaling: adjust the scale from `finite`
     grads = clip_by_global_norm(grads, clip_value)        (clip_grad=True)
-    if finite: optimizer(grads); ema()                    (an overflowing update is skipped whatever the scaling)
+    optimizer(grads); ema()                               (only if finite, when skip_nonfinite: default with
+                                                           dynamic scaling)
+
+Skipping a non-finite update is part of dynamic loss scaling, so it is on there by default. With a fixed scale a
+non-finite step is treated as an error: the step applies it and reports it (``overflow``), and
+:class:`~mindcv.utils.trainer.Trainer` stops at its next read with the last checkpoint kept (timm and MindSpore's
+``TrainOneStepCell`` neither check nor skip). The skip is a branch in the compiled graph around the whole update,
+which costs ~8-10 ms of MindSpore runtime work per step (5 % of a res2net50 training step at 32x32 on a 2-core CPU);
+``skip_nonfinite=True`` turns it on with any scaling.
 
 BatchNorm moving statistics are updated by the forward pass itself, so they change even on a skipped update (as in
 MindSpore's ``TrainOneStepWithLossScaleCell``). An overflow confined to the scaled backward pass leaves them finite;
@@ -95,11 +103,14 @@ class TrainStep(nn.Cell):
             matter, i.e. with AMP or a loss scale other than a fixed 1; plain float32 training then checks only the
             loss, whose non-finite value accompanies a non-finite gradient. The full check costs an IsFinite and a
             ReduceAll per parameter: 14% of a res2net50 step at 32x32 on a 2-core CPU.
+        skip_nonfinite: Leave weights, optimizer state and EMA untouched when the check fails. ``None`` (default)
+            does so with dynamic loss scaling only (see the module docstring); the check's result is returned
+            either way.
 
     Returns (when called):
-        ``(loss, overflow)``: the micro-batch loss (float32, unscaled) and a bool scalar that is True when the
-        update was skipped because a gradient was inf/NaN. With accumulation, ``overflow`` refers to the update
-        applied on the N-th call and is False on the other calls.
+        ``(loss, overflow)``: the micro-batch loss (float32, unscaled) and a bool scalar that is True when a
+        gradient (or, in plain float32, the loss) was inf/NaN; that update was skipped if ``skip_nonfinite``. With
+        accumulation, ``overflow`` refers to the update of the N-th call and is False on the other calls.
 
     Raises:
         ConfigError: an argument is out of range, or the optimizer has its own loss scale.
@@ -121,6 +132,7 @@ class TrainStep(nn.Cell):
         ema: Optional[EMA] = None,
         distribute: bool = False,
         check_gradients: Optional[bool] = None,
+        skip_nonfinite: Optional[bool] = None,
     ) -> None:
         # auto_prefix=False keeps the network's parameter names unchanged ("conv1.weight", not "network.conv1...").
         super().__init__(auto_prefix=False)
@@ -155,6 +167,7 @@ class TrainStep(nn.Cell):
         # With a fixed scale of 1 the scaling multiplies are no-ops; skip them (one Mul per parameter).
         self.scaled = self.dynamic or float(loss_scale) != 1.0
         self.check_gradients = (self.scaled or amp_level != "O0") if check_gradients is None else bool(check_gradients)
+        self.skip_nonfinite = self.dynamic if skip_nonfinite is None else bool(skip_nonfinite)
 
         # For O2/O3 this casts the network in place and returns a wrapper that casts the output back to float32;
         # the parameters stay the same objects, so the optimizer and the EMA keep tracking them.
@@ -201,17 +214,24 @@ class TrainStep(nn.Cell):
         return ops.assign(self.scale_counter, new_counter)
 
     def _update(self, grads: Tuple[Tensor, ...], loss: Tensor) -> Tuple[Tensor, Tensor]:
-        """Check, clip and apply mean gradients; returns (loss, overflow)."""
+        """Check, clip and apply mean gradients (unless skipped); returns (loss, overflow)."""
         finite = ms.amp.all_finite(grads) if self.check_gradients else ops.isfinite(loss).all()
         if self.dynamic:
             loss = F.depend(loss, self._adjust_scale(finite))
         if self.clip_grad:
             grads = ops.clip_by_global_norm(grads, self.clip_value)
-        if finite:
-            loss = F.depend(loss, self.optimizer(grads))
-            if self.ema is not None:
-                loss = F.depend(loss, self.ema())
+        if self.skip_nonfinite:  # a Python bool: decided when the graph is compiled
+            if finite:
+                loss = self._apply(grads, loss)
+        else:
+            loss = self._apply(grads, loss)
         return loss, ops.logical_not(finite)
+
+    def _apply(self, grads: Tuple[Tensor, ...], loss: Tensor) -> Tensor:
+        loss = F.depend(loss, self.optimizer(grads))
+        if self.ema is not None:
+            loss = F.depend(loss, self.ema())
+        return loss
 
     @ms.jit
     def construct(self, images: Tensor, labels: Tensor) -> Tuple[Tensor, Tensor]:

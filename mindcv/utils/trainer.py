@@ -155,9 +155,8 @@ class Trainer:
             last = self.ckpt_manager.last_path if self.ckpt_manager is not None else "the last checkpoint"
             what = f"loss is {value}" if not math.isfinite(value) else f"gradients are not finite (loss {value:.4g})"
             raise NonFiniteLossError(
-                f"{what} at step {first_step + j} (epoch {epoch + 1}): training stopped without applying that "
-                f"update, and {last} is kept. Lower --lr, add --clip_grad, or use --loss_scale_type dynamic to skip "
-                "such steps"
+                f"{what} at step {first_step + j} (epoch {epoch + 1}): training stopped and {last} is kept. "
+                "Lower --lr, add --clip_grad, or use --loss_scale_type dynamic to skip such steps"
             )
         return losses
 
