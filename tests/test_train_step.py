@@ -51,10 +51,10 @@ def test_loss_decreases(mode):
 
 
 @pytest.mark.parametrize("check_gradients", [None, True])
-def test_fp32_non_finite_step_is_skipped_on_request(check_gradients):
-    """Plain fp32 checks only the loss by default (cheap); with skip_nonfinite an inf step leaves every weight alone."""
+def test_fp32_non_finite_step_is_skipped(check_gradients):
+    """Plain fp32 checks only the loss by default (cheap); either way an inf step leaves every weight alone."""
     net = _net(bn=False)
-    step = _step(net, check_gradients=check_gradients, skip_nonfinite=True)
+    step = _step(net, check_gradients=check_gradients)
     assert step.check_gradients is bool(check_gradients) and not step.scaled
     x, y = _batch()
     before = _weights(net)
@@ -68,10 +68,10 @@ def test_fp32_non_finite_step_is_skipped_on_request(check_gradients):
     assert not bool(overflow.asnumpy()) and int(step.global_step.asnumpy()[0]) == 1
 
 
-def test_fp32_non_finite_step_is_reported_and_applied_by_default():
-    """Without dynamic scaling the step has no skip branch: the update happens and `overflow` says it was bad."""
+def test_non_finite_step_is_applied_and_reported_without_skip():
+    """skip_nonfinite=False compiles no skip branch: the update happens and `overflow` says it was bad."""
     net = _net(bn=False)
-    step = _step(net)
+    step = _step(net, skip_nonfinite=False)
     assert not step.skip_nonfinite
     x, y = _batch()
     bad = Tensor(np.where(np.arange(x.size).reshape(x.shape) == 5, np.inf, x.asnumpy()).astype(np.float32))
@@ -79,13 +79,6 @@ def test_fp32_non_finite_step_is_reported_and_applied_by_default():
     assert bool(overflow.asnumpy())
     assert int(step.global_step.asnumpy()[0]) == 1, "the update ran"
     assert not np.isfinite(net[0].weight.asnumpy()).all(), "and wrote the non-finite gradient into the weights"
-
-
-def test_skip_defaults_follow_the_loss_scaling():
-    assert _step(_net(bn=False), loss_scale_type="dynamic").skip_nonfinite
-    assert _step(_net(bn=False), amp_level="O2", loss_scale_type="auto").skip_nonfinite  # auto -> dynamic with AMP
-    assert not _step(_net(bn=False), loss_scale=1024.0).skip_nonfinite
-    assert not _step(_net(bn=False), loss_scale_type="dynamic", skip_nonfinite=False).skip_nonfinite
 
 
 def test_gradient_check_defaults():
