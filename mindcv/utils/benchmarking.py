@@ -57,6 +57,21 @@ def _summarise(times: List[float], batch_size: int, first_s: float) -> Dict[str,
     }
 
 
+def _time_steps(run: Callable[[], Any], steps: int, warmup: int) -> Tuple[float, List[float]]:
+    """Seconds of the first (compiling) call and of each of ``steps`` calls after ``warmup`` untimed ones."""
+    start = time.perf_counter()
+    run()
+    first = time.perf_counter() - start
+    for _ in range(warmup):
+        run()
+    times = []
+    for _ in range(steps):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    return first, times
+
+
 def _mindspore_workload(
     model_name: str,
     task: str,
@@ -68,7 +83,7 @@ def _mindspore_workload(
     amp_level: str,
     seed: int,
 ) -> Callable[[], Any]:
-    """Set up the context, model and fixed inputs; return a function that runs one step and returns a tensor."""
+    """Set up the context, model and fixed inputs; return a function that runs one step to completion."""
     import numpy as np
 
     import mindspore as ms
@@ -92,12 +107,12 @@ def _mindspore_workload(
 
         def run():
             loss, _ = step(x, y)
-            return loss
+            return loss.asnumpy()  # the host read waits for the step: time whole steps
 
         return run
     if task == "infer":
         net.set_train(False)
-        return lambda: net(x)
+        return lambda: net(x).asnumpy()
     raise ValueError(f"task must be 'train' or 'infer', got '{task}'")
 
 
@@ -176,16 +191,7 @@ def measure(
     run = _mindspore_workload(
         model_name, task, mode, batch_size, image_size, num_classes, device_target, amp_level, seed
     )
-    start = time.perf_counter()
-    run().asnumpy()
-    first = time.perf_counter() - start
-    for _ in range(warmup):
-        run().asnumpy()
-    times = []
-    for _ in range(steps):
-        start = time.perf_counter()
-        run().asnumpy()
-        times.append(time.perf_counter() - start)
+    first, times = _time_steps(run, steps, warmup)
     result = _summarise(times, batch_size, first)
     if device_target != "CPU":
         try:
@@ -212,16 +218,7 @@ def measure_torch(
     import torch
 
     run = _torch_workload(model_name, task, batch_size, image_size, num_classes, threads, seed)
-    start = time.perf_counter()
-    run()
-    first = time.perf_counter() - start
-    for _ in range(warmup):
-        run()
-    times = []
-    for _ in range(steps):
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
+    first, times = _time_steps(run, steps, warmup)
     result = _summarise(times, batch_size, first)
     result.update(framework=f"torch {torch.__version__} eager", model=model_name, task=task, mode="eager")
     result.update(batch_size=batch_size, image_size=image_size, threads=torch.get_num_threads())
@@ -286,15 +283,6 @@ def _breakdown(kernels: List[Tuple[str, str, float, float, float]], steps: int, 
     }
 
 
-def _median_ms(run: Callable[[], Any], steps: int, sync: Callable[[Any], Any]) -> float:
-    times = []
-    for _ in range(steps):
-        start = time.perf_counter()
-        sync(run())
-        times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1000
-
-
 def profile_ops(
     model_name: str = "res2net50",
     task: str = "train",
@@ -320,13 +308,11 @@ def profile_ops(
     import mindspore as ms
 
     run = _mindspore_workload(model_name, task, mode, batch_size, image_size, num_classes, "CPU", "O0", seed)
-    for _ in range(1 + warmup):
-        run().asnumpy()
-    wall_ms = _median_ms(run, steps, lambda out: out.asnumpy())
+    wall_ms = statistics.median(_time_steps(run, steps, warmup)[1]) * 1000
     with tempfile.TemporaryDirectory(dir=output_dir) as out_dir:
         profiler = ms.Profiler(output_path=out_dir)
         for _ in range(steps):
-            run().asnumpy()
+            run()
         profiler.analyse()
         found = glob.glob(os.path.join(out_dir, "**", "cpu_op_detail_info_*.csv"), recursive=True)
         if not found:
@@ -363,9 +349,7 @@ def profile_ops_torch(
     import torch
 
     run = _torch_workload(model_name, task, batch_size, image_size, num_classes, threads, seed)
-    for _ in range(1 + warmup):
-        run()
-    wall_ms = _median_ms(run, steps, lambda out: out)
+    wall_ms = statistics.median(_time_steps(run, steps, warmup)[1]) * 1000
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
         for _ in range(steps):
             run()
