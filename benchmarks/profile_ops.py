@@ -36,18 +36,11 @@ def format_report(ours: Dict[str, Any], theirs: Optional[Dict[str, Any]]) -> str
         fb = f"{b:.1f}" if b is not None else "–"
         return f"| {label} | {fa} | {an} | {fb} | {bn} | {diff} |"
 
+    absent = {"ms": 0.0, "count": 0}  # a category only one side has
     for c in cats:
-        a = ours["categories"].get(c)
-        b = theirs["categories"].get(c) if both else None
-        lines.append(
-            row(
-                c,
-                a["ms"] if a else 0.0,
-                a["count"] if a else 0,
-                (b["ms"] if b else 0.0) if both else None,
-                (b["count"] if b else 0) if both else "–",
-            )
-        )
+        a = ours["categories"].get(c, absent)
+        b = theirs["categories"].get(c, absent) if both else {"ms": None, "count": "–"}
+        lines.append(row(c, a["ms"], a["count"], b["ms"], b["count"]))
     for label, key, count_key in (
         ("**kernels**", "kernel_ms", "kernels_per_step"),
         ("**host (wall - kernels)**", "host_ms", None),
