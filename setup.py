@@ -22,7 +22,8 @@ setup(
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     packages=find_packages(include=["mindcv", "mindcv.*"]),
-    package_data={"mindcv": ["data/assets/*", "data/*.txt", "data/*.json"]},
+    # csrc: the fused optimizer kernel, compiled on first use (mindcv/optim/fused.py).
+    package_data={"mindcv": ["data/assets/*", "data/*.txt", "data/*.json", "optim/csrc/*.cc"]},
     include_package_data=True,
     python_requires=">=3.9",
     install_requires=[

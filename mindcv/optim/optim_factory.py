@@ -3,7 +3,7 @@
 | name     | implementation                                     | weight decay                      |
 |----------|----------------------------------------------------|-----------------------------------|
 | sgd      | ``nn.SGD`` (with ``momentum``, ``nesterov``)       | L2, added to the gradient (*)     |
-| momentum | ``nn.Momentum`` (``nn.SGD`` when ``nesterov``)     | L2 (*)                            |
+| momentum | ``nn.Momentum`` (``nn.SGD`` when ``nesterov``) (f) | L2 (*)                            |
 | nesterov | ``nn.SGD(nesterov=True)``                          | L2 (*)                            |
 | adam     | ``nn.Adam``                                        | L2                                |
 | adamw    | ``nn.AdamWeightDecay``                             | decoupled (Loshchilov & Hutter)   |
@@ -13,6 +13,7 @@
 | adagrad  | ``nn.Adagrad``                                     | L2                                |
 
 (*) Through :mod:`mindcv.optim.l2_decay`: the same classes with the decay added in one kernel per parameter.
+(f) On the CPU, :class:`mindcv.optim.fused.FusedMomentum` when it applies (``fused``): the same update as one kernel.
 
 Nesterov momentum goes through ``nn.SGD`` because ``nn.Momentum(use_nesterov=True)`` silently takes the plain
 momentum step on the CPU in MindSpore 2.10 (two updates of w=1 with g=1, lr=0.1, momentum=0.9 give 0.71 instead of
@@ -24,14 +25,18 @@ Decaying those only pulls BN scales and biases towards zero and is known to hurt
 arXiv:1706.02677; He et al., "Bag of Tricks", arXiv:1812.01187).
 """
 
+import functools
+import logging
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+import mindspore as ms
 from mindspore import Parameter, Tensor, nn
 
 from ..utils.errors import ConfigError, unknown_name_error
+from .fused import FusedKernelError, FusedMomentum
 from .l2_decay import SGD, Momentum
 from .trust_ratio import LARS, Lamb
 
@@ -41,7 +46,10 @@ __all__ = [
     "optimizer_kwargs",
     "split_weight_decay_params",
     "WEIGHT_DECAY_FILTERS",
+    "FUSED_OPTIMIZER_CHOICES",
 ]
+
+_logger = logging.getLogger(__name__)
 
 LearningRate = Union[float, Sequence[float], np.ndarray, Tensor]
 Params = Union[nn.Cell, Sequence[Parameter], Sequence[dict]]
@@ -49,6 +57,8 @@ Params = Union[nn.Cell, Sequence[Parameter], Sequence[dict]]
 # Upstream MindCV's --weight_decay_filter values and what they mean for filter_bias_and_bn. Upstream "auto" also
 # honours a model's no_weight_decay() list; Res2Net has no such list, so it filters exactly what "norm_and_bias" does.
 WEIGHT_DECAY_FILTERS: Dict[str, bool] = {"disable": False, "auto": True, "norm_and_bias": True}
+# --fused_optimizer values and the create_optimizer(fused=...) they mean.
+FUSED_OPTIMIZER_CHOICES: Dict[str, Optional[bool]] = {"auto": None, "true": True, "false": False}
 
 
 def _is_bias_or_norm(param: Parameter) -> bool:
@@ -90,6 +100,7 @@ class _Hyper:
     betas: Tuple[float, float]
     trust_coefficient: float
     filter_bias_and_bn: bool
+    fused: Optional[bool]
 
     def adapt_filter(self) -> Optional[Callable[[Parameter], bool]]:
         """LARS/LAMB skip the trust ratio for the parameters exempt from weight decay (timm does the same)."""
@@ -105,7 +116,20 @@ def _sgd(params: list, lr: LearningRate, h: _Hyper) -> nn.Optimizer:
 def _momentum(params: list, lr: LearningRate, h: _Hyper) -> nn.Optimizer:
     if h.nesterov:
         return _nesterov(params, lr, h)
+    if h.fused is not False and (h.fused or ms.get_context("device_target") == "CPU"):
+        try:
+            return FusedMomentum(params, lr, h.momentum, weight_decay=h.weight_decay, loss_scale=h.loss_scale)
+        except FusedKernelError as e:
+            if h.fused:
+                raise FusedKernelError(f"{e}; use fused=False (--fused_optimizer false)") from None
+            _warn_unfused(str(e))
     return Momentum(params, lr, h.momentum, weight_decay=h.weight_decay, loss_scale=h.loss_scale)
+
+
+@functools.lru_cache(maxsize=None)
+def _warn_unfused(reason: str) -> None:
+    """Once per reason: the CPU default could not use the fused kernel (a missing compiler is worth knowing)."""
+    _logger.warning("momentum: %s; using nn.Momentum (set --fused_optimizer false to silence this)", reason)
 
 
 def _nesterov(params: list, lr: LearningRate, h: _Hyper) -> nn.Optimizer:
@@ -222,6 +246,7 @@ def create_optimizer(
     eps: float = 1e-8,
     betas: Tuple[float, float] = (0.9, 0.999),
     trust_coefficient: float = 0.001,
+    fused: Optional[bool] = None,
 ) -> nn.Optimizer:
     """Create an optimizer by name.
 
@@ -243,13 +268,17 @@ def create_optimizer(
         eps: Numerical-stability term of adam, adamw, lamb, rmsprop and lars.
         betas: ``(beta1, beta2)`` of adam, adamw and lamb.
         trust_coefficient: LARS coefficient ``eta``.
+        fused: ``momentum`` only: update all parameters in one CPU kernel (:mod:`mindcv.optim.fused`). ``None``
+            (default) does so on the CPU when the configuration allows it and warns once if the kernel cannot be
+            built; ``True`` requires it; ``False`` always uses ``nn.Momentum``.
 
     Returns:
         A ``mindspore.nn.Optimizer``. Its ``global_step`` parameter counts the updates and indexes a schedule.
 
     Raises:
         UnknownNameError: ``opt`` is not registered.
-        ConfigError: an argument is out of range or unsupported by the chosen optimizer.
+        ConfigError: an argument is out of range or unsupported by the chosen optimizer, or ``fused=True`` and the
+            fused kernel cannot be used (the message says why).
     """
     key = _resolve(opt)
     lr = _check_lr(lr)
@@ -285,6 +314,7 @@ def create_optimizer(
         betas=(float(betas[0]), float(betas[1])),
         trust_coefficient=float(trust_coefficient),
         filter_bias_and_bn=bool(filter_bias_and_bn),
+        fused=None if fused is None else bool(fused),
     )
     return _OPTIMIZERS[key](params, lr, hyper)
 
@@ -293,13 +323,14 @@ def optimizer_kwargs(cfg: Any) -> Dict[str, Any]:
     """Map a parsed configuration (upstream MindCV flag names) onto :func:`create_optimizer` kwargs.
 
     Reads ``opt, lr, weight_decay, momentum, use_nesterov (-> nesterov), weight_decay_filter (-> filter_bias_and_bn),
-    filter_bias_and_bn, loss_scale, eps``; absent keys keep the defaults. ``weight_decay_filter`` is upstream's
-    string option (``disable``, ``auto``, ``norm_and_bias``) and wins over a boolean ``filter_bias_and_bn``.
+    filter_bias_and_bn, loss_scale, eps, fused_optimizer (-> fused: auto/true/false)``; absent keys keep the
+    defaults. ``weight_decay_filter`` is upstream's string option (``disable``, ``auto``, ``norm_and_bias``) and wins
+    over a boolean ``filter_bias_and_bn``.
     ``loss_scale`` is *not* forwarded: the train step does the loss scaling. Use as
     ``create_optimizer(net, **dict(optimizer_kwargs(cfg), lr=lr_schedule))``.
 
     Raises:
-        UnknownNameError: ``weight_decay_filter`` is not one of :data:`WEIGHT_DECAY_FILTERS`.
+        UnknownNameError: ``weight_decay_filter`` or ``fused_optimizer`` has an unknown value.
     """
     mapping = {
         "opt": "opt",
@@ -318,4 +349,9 @@ def optimizer_kwargs(cfg: Any) -> Dict[str, Any]:
                 "weight_decay_filter", wd_filter, WEIGHT_DECAY_FILTERS, flag="--weight_decay_filter"
             )
         kwargs["filter_bias_and_bn"] = WEIGHT_DECAY_FILTERS[wd_filter]
+    fused = getattr(cfg, "fused_optimizer", None)
+    if fused is not None:
+        if fused not in FUSED_OPTIMIZER_CHOICES:
+            raise unknown_name_error("fused_optimizer", fused, FUSED_OPTIMIZER_CHOICES, flag="--fused_optimizer")
+        kwargs["fused"] = FUSED_OPTIMIZER_CHOICES[fused]
     return kwargs

@@ -256,6 +256,8 @@ _GROUPS: List[Tuple[str, List[_Opt]]] = [
            "norm_and_bias or auto (BN and bias parameters)", choices=("disable", "auto", "norm_and_bias")),
         _o("use_nesterov", _to_bool, False, "Nesterov momentum (sgd, momentum, adam, lars)"),
         _o("eps", _pos_float, 1e-8, "epsilon of adam/adamw/lamb/rmsprop/lars"),
+        _o("fused_optimizer", _to_str, "auto", "momentum: update all parameters in one CPU kernel (compiled with "
+           "g++ on first use): auto (when possible), true (required) or false", choices=("auto", "true", "false")),
     ]),
     ("schedule", [
         _o("scheduler", _to_str, "cosine_decay", "lr schedule: constant, cosine_decay, polynomial_decay, "
