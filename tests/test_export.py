@@ -76,8 +76,9 @@ def test_mindir_reloaded_with_graphcell_reproduces_the_model(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["r50.mindir"]  # no temporary left behind
 
 
-# v1b at 80 px: layer4's average-pool shortcut sees a 5x5 map, so its ceil_mode padding is exercised.
-@pytest.mark.parametrize("name, size", [("res2net50", 64), ("res2net50_v1b", 80)])
+# v1b at 80 px: layer4's average-pool shortcut sees a 5x5 map, so its ceil_mode padding is exercised. At 32 px the
+# last stage works on 1x1 maps and runs folded (Res2Net._stage), so its transposes and 1x1 convolutions are exported.
+@pytest.mark.parametrize("name, size", [("res2net50", 64), ("res2net50_v1b", 80), ("res2net50", 32)])
 def test_onnx_runs_under_onnxruntime_with_the_models_outputs(tmp_path, name, size):
     ort = pytest.importorskip("onnxruntime", reason="onnxruntime is not installed (pip install '.[test]')")
     model = _tiny(name)

@@ -1,9 +1,10 @@
-"""The GEMM fast paths of Res2Net's convolutions equal MindSpore's own convolution, values and gradients.
+"""The small-map fast paths of Res2Net's convolutions equal MindSpore's own convolution, values and gradients.
 
-``PointwiseConv2d`` and ``SmallMapConv2d`` pick a GEMM from static shapes on small maps; every case here compares
-one of them against an ``nn.Conv2d`` holding the same weight, forward and backward (input and weight gradients),
-in PyNative and in Graph mode. The shapes cover each branch: the GEMM paths (1x1 output, strided, 2x2 and 4x4
-maps) and the fall-backs to the convolution.
+``PointwiseConv2d`` folds the batch of a small map into one map and ``SmallMapConv2d`` uses a GEMM for a single
+output position, chosen from static shapes; their ``folded`` methods serve Res2Net's folded stages. Every case here
+compares one of them against an ``nn.Conv2d`` holding the same weight, forward and backward (input and weight
+gradients), in PyNative and in Graph mode. The shapes cover each branch: the fast paths (1x1 output, strided, 2x2
+and 4x4 maps, folded 1x1 maps) and the fall-backs to the convolution; the last test runs a whole model both ways.
 """
 
 import numpy as np
@@ -63,7 +64,7 @@ def _check(cell: nn.Conv2d, shape, graph: bool) -> None:
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4, err_msg=f"{name} for input {shape}")
 
 
-# (in, out, stride, input shape): 1x1 map (no transposes), strided to 1x1, 2x2 and 4x4 maps (GEMM with transposes),
+# (in, out, stride, input shape): 1x1 map, strided to 1x1, 2x2 and 4x4 maps (folded),
 # strided 4x4 -> 2x2, and 8x8 / strided 8x8 -> 4x4 / 16x16 (limit and convolution).
 POINTWISE_CASES = [
     (16, 8, 1, (3, 16, 1, 1)),
@@ -103,3 +104,64 @@ def test_pointwise_conv_equals_convolution(cin, cout, stride, shape, graph):
 def test_small_map_conv_equals_convolution(cin, cout, kernel, stride, dilation, groups, shape, graph):
     ms.set_seed(0)
     _check(SmallMapConv2d(cin, cout, kernel, stride=stride, dilation=dilation, groups=groups), shape, graph)
+
+
+class _Folded(nn.Cell):
+    """Runs ``conv.folded`` on a batch of 1x1 maps: fold to (1, C, N, 1), convolve, unfold (as Res2Net._stage)."""
+
+    def __init__(self, conv: nn.Cell) -> None:
+        super().__init__()
+        self.conv = conv
+        self.weight = conv.weight
+
+    def construct(self, x):
+        return self.conv.folded(x.transpose(2, 1, 0, 3)).transpose(2, 1, 0, 3)
+
+
+# (kernel, dilation, groups): the pointwise conv, and the centre tap of 3x3 convs, dilated and grouped (Res2NeXt).
+FOLDED_CASES = [(1, 1, 1), (3, 1, 1), (3, 2, 1), (3, 1, 2)]
+
+
+@pytest.mark.parametrize("graph", [False, True], ids=["pynative", "graph"])
+@pytest.mark.parametrize("kernel,dilation,groups", FOLDED_CASES)
+def test_folded_conv_equals_convolution_on_1x1_maps(kernel, dilation, groups, graph):
+    ms.set_seed(0)
+    if kernel == 1:
+        conv = PointwiseConv2d(12, 10)
+    else:
+        conv = SmallMapConv2d(12, 10, kernel, dilation=dilation, groups=groups)
+    x = np.random.default_rng(0).standard_normal((5, 12, 1, 1)).astype(np.float32)
+    ms.set_context(mode=ms.GRAPH_MODE if graph else ms.PYNATIVE_MODE)
+    try:
+        ours = _run(_Folded(conv), x)
+        ref = _run(_reference(conv), x)
+    finally:
+        ms.set_context(mode=ms.PYNATIVE_MODE)
+    for name, a, b in zip(("output", "input grad", "weight grad"), ours, ref):
+        assert a.shape == b.shape, name
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4, err_msg=name)
+
+
+@pytest.mark.slow
+def test_folded_stages_train_like_the_plain_layout():
+    """res2net50 at 32x32 runs its last stages folded; training-mode outputs, gradients and BN statistics must equal
+    those of the plain layout (fold_small_maps=False)."""
+    from mindcv.models import create_model
+
+    rng = np.random.default_rng(0)
+    x = ms.Tensor(rng.standard_normal((4, 3, 32, 32)).astype(np.float32))
+    results = []
+    for fold in (True, False):
+        ms.set_seed(0)
+        net = create_model("res2net50", num_classes=10)
+        net.fold_small_maps = fold
+        net.set_train(True)
+        (_, out), grads = ms.value_and_grad(
+            lambda a: ((net(a) ** 2).sum(), net(a)), None, net.trainable_params(), has_aux=True
+        )(x)
+        stats = [p.asnumpy() for p in net.get_parameters() if "moving_" in p.name]
+        results.append((out.asnumpy(), [g.asnumpy() for g in grads], stats))
+    (out_a, grads_a, stats_a), (out_b, grads_b, stats_b) = results
+    np.testing.assert_allclose(out_a, out_b, rtol=1e-4, atol=1e-4)
+    for a, b in zip(grads_a + stats_a, grads_b + stats_b):
+        np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-3 * max(np.abs(b).max(), 1e-6))
