@@ -75,11 +75,17 @@ class PointwiseConv2d(nn.Conv2d):
         out_h, out_w = (h - 1) // self.step + 1, (w - 1) // self.step + 1
         if out_h * out_w > self.FOLD_MAX_HW or n * c * out_h * out_w > self.FOLD_MAX_VALUES:
             return self.conv2d(x, self.weight)
-        if self.step > 1:
-            # The positions a strided 1x1 convolution reads. Gather, not x[:, :, ::s, ::s]: the gradient
-            # of that strided slice fails in MindSpore 2.10 PyNative ("StridedSliceGrad ... out of bounds").
-            x = ops.gather(x, ops.arange(0, h, self.step), 2)
-            x = ops.gather(x, ops.arange(0, w, self.step), 3)
+        s = self.step
+        if s > 1 and h % s == 0 and w % s == 0:
+            # The positions a strided 1x1 convolution reads, as one Slice of a (N, C, H/s, s, W/s, s) view (its
+            # gradient is one SliceGrad; two Gathers cost six kernels each way, with transposes).
+            x = ops.slice(x.reshape(n, c, h // s, s, w // s, s), (0,) * 6, (n, c, h // s, 1, w // s, 1))
+            x = x.reshape(n, c, out_h, out_w)
+        elif s > 1:
+            # Gather, not x[:, :, ::s, ::s]: the gradient of that strided slice fails in MindSpore 2.10 PyNative
+            # ("StridedSliceGrad ... out of bounds").
+            x = ops.gather(x, ops.arange(0, h, s), 2)
+            x = ops.gather(x, ops.arange(0, w, s), 3)
         out = self.folded(x.transpose(1, 0, 2, 3).reshape(1, c, n * out_h * out_w, 1))
         return out.reshape(self.out_channels, n, out_h, out_w).transpose(1, 0, 2, 3)
 
@@ -165,6 +171,24 @@ def _bn(channels: int, zero_init: bool = False) -> nn.BatchNorm2d:
     return nn.BatchNorm2d(channels, eps=1e-5, momentum=0.9, gamma_init="zeros" if zero_init else "ones")
 
 
+class _ConcatChunks(nn.Cell):
+    """Concatenate ``num`` equally wide chunks along the channels; the gradient is one Split kernel.
+
+    MindSpore differentiates a concatenation into one Slice kernel per input (its ``_SplitWithSize`` expander):
+    with equal widths a single Split gives the same gradients, 48 fewer kernel launches per res2net50 step.
+    """
+
+    def __init__(self, num: int) -> None:
+        super().__init__()
+        self.num = num
+
+    def construct(self, chunks: Tuple[ms.Tensor, ...]) -> ms.Tensor:
+        return ops.cat(chunks, axis=1)
+
+    def bprop(self, chunks, out, dout):  # noqa: D102 (MindSpore's custom-gradient hook)
+        return (ops.split(dout, dout.shape[1] // self.num, axis=1),)
+
+
 class Bottle2neck(nn.Cell):
     """Res2Net bottleneck: a 1x1 conv, ``scale`` hierarchical 3x3 branches, a 1x1 conv, a shortcut.
 
@@ -230,6 +254,7 @@ class Bottle2neck(nn.Cell):
             if self.has_pool
             else nn.Identity()
         )
+        self.concat = _ConcatChunks(scale)
         self.conv3 = _conv(width * scale, out_channels, 1)
         self.bn3 = _bn(out_channels, zero_init=zero_init_last)
         self.relu = nn.ReLU()
@@ -254,7 +279,7 @@ class Bottle2neck(nn.Cell):
             branches = branches + (sp,)
         if self.scale > 1:
             branches = branches + (self.pool(chunks[self.scale - 1]),)
-        out = ops.cat(branches, axis=1)  # ... and concatenate once
+        out = self.concat(branches)  # ... and concatenate once
         out = self.bn3(self.conv3.folded(out) if folded else self.conv3(out))
         if self.down_sample is not None:
             shortcut = self.down_sample(x)
