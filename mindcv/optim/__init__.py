@@ -1,6 +1,8 @@
 """Optimizers built by :func:`create_optimizer`."""
 
+from .fused import FusedMomentum
 from .optim_factory import (
+    FUSED_OPTIMIZER_CHOICES,
     WEIGHT_DECAY_FILTERS,
     create_optimizer,
     list_optimizers,
@@ -15,6 +17,8 @@ __all__ = [
     "optimizer_kwargs",
     "split_weight_decay_params",
     "WEIGHT_DECAY_FILTERS",
+    "FUSED_OPTIMIZER_CHOICES",
+    "FusedMomentum",
     "LARS",
     "Lamb",
 ]

@@ -148,7 +148,7 @@ class FusedMomentum(Momentum):
         if reason:
             raise FusedKernelError(f"the fused optimizer kernel does not implement {reason}")
         library = kernel or build_fused_kernel()
-        self.decays = Tensor(np.array(self.constant_decays, np.float32))
+        self.decays_reversed = Tensor(np.array(self.constant_decays[::-1], np.float32))
         self.threads = Tensor(np.array([_thread_budget()], np.int32))
         self.fused_update = ops.Custom(
             f"{library}:{_KERNEL_SYMBOL}", out_shape=(1,), out_dtype=ms.float32, func_type="aot"
@@ -173,5 +173,9 @@ class FusedMomentum(Momentum):
     def construct(self, gradients: Tuple[Tensor, ...]) -> Tensor:
         lr = self.get_lr()
         self.assignadd(self.global_step, self.global_step_increase_tensor)
-        args = (lr, self.momentum, self.decays, self.threads) + self._parameters + gradients + self.moments
+        # Last layer first: MindSpore schedules the backward pass by the order of this operator's inputs. In forward
+        # order the weight gradients waited for the whole chain of input gradients, keeping every layer's input
+        # alive meanwhile: res2net50_v1b's training peak at 224 was 6.1 GiB instead of 5.3.
+        args = (lr, self.momentum, self.decays_reversed, self.threads)
+        args = args + self._parameters[::-1] + gradients[::-1] + self.moments[::-1]
         return self.fused_update(*args)
