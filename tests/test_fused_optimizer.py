@@ -9,6 +9,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from tinynet import tiny_batch, tiny_net
 
 import mindspore as ms
 from mindspore import Tensor, nn
@@ -24,19 +25,6 @@ from mindcv.utils.train_step import TrainStep
 pytestmark = pytest.mark.skipif(
     shutil.which(os.environ.get("CXX") or "g++") is None, reason="needs a C++ compiler to build the fused kernel"
 )
-
-
-def _net(bn: bool = True) -> nn.Cell:
-    ms.set_seed(0)
-    layers = [nn.Conv2d(3, 4, 3, has_bias=True)] + ([nn.BatchNorm2d(4)] if bn else [])
-    net = nn.SequentialCell(layers + [nn.ReLU(), nn.Flatten(), nn.Dense(4 * 6 * 6, 3)])
-    net.set_train(True)
-    return net
-
-
-def _batch(n: int = 8, seed: int = 0):
-    rng = np.random.default_rng(seed)
-    return Tensor(rng.normal(size=(n, 3, 6, 6)).astype(np.float32)), Tensor(rng.integers(0, 3, n).astype(np.int32))
 
 
 def _state(net: nn.Cell, opt: nn.Optimizer) -> dict:
@@ -55,10 +43,10 @@ def _assert_same(ours: dict, theirs: dict) -> None:
 def test_equals_mindspore_momentum(mode, grouped, scheduled):
     ms.set_context(mode=mode)
     lr = Tensor(np.array([0.1, 0.05, 0.02, 0.01], np.float32)) if scheduled else 0.05
-    x, y = _batch()
+    x, y = tiny_batch()
     results = []
     for cls in (FusedMomentum, nn.Momentum):
-        net = _net()
+        net = tiny_net()
         params = split_weight_decay_params(net.trainable_params(), 0.2) if grouped else net.trainable_params()
         opt = cls(params, lr, 0.9, weight_decay=0.2)
         loss_fn = nn.CrossEntropyLoss()
@@ -82,13 +70,13 @@ def test_train_step_with_ema_equals_unfused(accumulation):
     ms.set_context(mode=ms.GRAPH_MODE)
     results = []
     for fused in (True, False):
-        net = _net()
+        net = tiny_net()
         opt = create_optimizer(net, "momentum", lr=0.1, weight_decay=1e-3, fused=fused)
         assert isinstance(opt, FusedMomentum) is fused
         ema = EMA(net, decay=0.5)
         step = TrainStep(net, create_loss("CE"), opt, ema=ema, gradient_accumulation_steps=accumulation)
         for i in range(4):
-            loss, overflow = step(*_batch(seed=i))
+            loss, overflow = step(*tiny_batch(seed=i))
             assert not bool(overflow.asnumpy())
         state = _state(net, opt)
         state.update({p.name: p.asnumpy().copy() for p in ema.ema_weights})
@@ -98,10 +86,10 @@ def test_train_step_with_ema_equals_unfused(accumulation):
 
 def test_non_finite_step_is_skipped():
     ms.set_context(mode=ms.GRAPH_MODE)
-    net = _net(bn=False)  # an inf input makes the loss non-finite (BN's batch statistics would absorb it)
+    net = tiny_net(bn=False)  # an inf input makes the loss non-finite (BN's batch statistics would absorb it)
     opt = create_optimizer(net, "momentum", lr=0.1, weight_decay=1e-3, fused=True)
     step = TrainStep(net, create_loss("CE"), opt)
-    x, y = _batch()
+    x, y = tiny_batch()
     step(x, y)
     before = _state(net, opt)
     bad = x.asnumpy()
@@ -115,7 +103,7 @@ def test_non_finite_step_is_skipped():
 
 
 def test_factory_choice():
-    net = _net()
+    net = tiny_net()
     assert type(create_optimizer(net, "momentum", lr=0.1)) is FusedMomentum  # the CPU default
     assert type(create_optimizer(net, "momentum", lr=0.1, fused=False)) is Momentum
     assert type(create_optimizer(net, "momentum", lr=0.1, nesterov=True)) is not FusedMomentum
@@ -126,7 +114,7 @@ def test_factory_choice():
 
 
 def test_unsupported_configuration_falls_back_or_explains(caplog):
-    net = _net()
+    net = tiny_net()
     params = net.trainable_params()
     groups = [{"params": params[:2], "lr": 0.01}, {"params": params[2:]}]
     with pytest.raises(FusedKernelError, match="per-group learning rates"):
@@ -148,10 +136,10 @@ def test_missing_compiler(monkeypatch, caplog):
     build_fused_kernel.cache_clear()
     try:
         with pytest.raises(ConfigError, match="no C.. compiler 'no-such-compiler-here'.*install g..") as info:
-            create_optimizer(_net(), "momentum", lr=0.1, fused=True)
+            create_optimizer(tiny_net(), "momentum", lr=0.1, fused=True)
         assert "fused=False" in str(info.value)
         with caplog.at_level("WARNING"):
-            assert type(create_optimizer(_net(), "momentum", lr=0.1)) is Momentum
+            assert type(create_optimizer(tiny_net(), "momentum", lr=0.1)) is Momentum
         assert "no-such-compiler-here" in caplog.text
     finally:
         build_fused_kernel.cache_clear()

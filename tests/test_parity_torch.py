@@ -3,7 +3,7 @@
 Every convertible model gets timm's random weights with non-trivial BatchNorm statistics, is converted
 with ``mindcv.convert`` and must reproduce timm's eval-mode logits to 1e-4 relative, at 224, at an
 odd, non-square size (which exercises the ceil-mode average-pool shortcut of the v1b models) and at
-32x32 and 16x16 (the small-map GEMM paths).
+32x32 and 16x16 (the small-map paths and the folded last stages).
 """
 
 import os
@@ -57,7 +57,7 @@ def test_logits_match_reference(ours, theirs):
     load_params_into_model(ms_model, convert_state_dict(_state_dict_np(ref_model), ours), source=theirs)
     ms_model.set_train(False)
     rng = np.random.default_rng(0)
-    # 32x32 and 16x16 reach the 1x1 maps where the convolutions run as GEMMs (PointwiseConv2d, SmallMapConv2d).
+    # 32x32 and 16x16 reach the small maps of PointwiseConv2d and SmallMapConv2d and the folded 1x1 stages.
     for shape in [(1, 3, 224, 224), (2, 3, 97, 75), (4, 3, 32, 32), (2, 3, 16, 16)]:
         x = rng.standard_normal(shape).astype(np.float32)
         with torch.no_grad():

@@ -3,6 +3,7 @@ and exact resume from the checkpointed state."""
 
 import numpy as np
 import pytest
+from tinynet import tiny_batch, tiny_net
 
 import mindspore as ms
 from mindspore import Tensor, nn
@@ -12,19 +13,6 @@ from mindcv.optim import create_optimizer
 from mindcv.utils.ema import EMA, ema_to_network_names
 from mindcv.utils.errors import ConfigError
 from mindcv.utils.train_step import TrainStep
-
-
-def _net(bn: bool = True) -> nn.Cell:
-    ms.set_seed(0)
-    layers = [nn.Conv2d(3, 4, 3, has_bias=True)] + ([nn.BatchNorm2d(4)] if bn else [])
-    net = nn.SequentialCell(layers + [nn.ReLU(), nn.Flatten(), nn.Dense(4 * 6 * 6, 3)])
-    net.set_train(True)
-    return net
-
-
-def _batch(n: int = 8, seed: int = 0):
-    rng = np.random.default_rng(seed)
-    return Tensor(rng.normal(size=(n, 3, 6, 6)).astype(np.float32)), Tensor(rng.integers(0, 3, n).astype(np.int32))
 
 
 def _weights(net: nn.Cell) -> dict:
@@ -38,8 +26,8 @@ def _step(net, opt_name="momentum", lr=0.1, **kwargs) -> TrainStep:
 @pytest.mark.parametrize("mode", [ms.PYNATIVE_MODE, ms.GRAPH_MODE])
 def test_loss_decreases(mode):
     ms.set_context(mode=mode)
-    step = _step(_net())
-    x, y = _batch()
+    step = _step(tiny_net())
+    x, y = tiny_batch()
     losses = []
     for _ in range(6):
         loss, overflow = step(x, y)
@@ -53,10 +41,10 @@ def test_loss_decreases(mode):
 @pytest.mark.parametrize("check_gradients", [None, True])
 def test_fp32_non_finite_step_is_skipped(check_gradients):
     """Plain fp32 checks only the loss by default (cheap); either way an inf step leaves every weight alone."""
-    net = _net(bn=False)
+    net = tiny_net(bn=False)
     step = _step(net, check_gradients=check_gradients)
     assert step.check_gradients is bool(check_gradients) and not step.scaled
-    x, y = _batch()
+    x, y = tiny_batch()
     before = _weights(net)
     bad = Tensor(np.where(np.arange(x.size).reshape(x.shape) == 5, np.inf, x.asnumpy()).astype(np.float32))
     _, overflow = step(bad, y)
@@ -70,10 +58,10 @@ def test_fp32_non_finite_step_is_skipped(check_gradients):
 
 def test_non_finite_step_is_applied_and_reported_without_skip():
     """skip_nonfinite=False compiles no skip branch: the update happens and `overflow` says it was bad."""
-    net = _net(bn=False)
+    net = tiny_net(bn=False)
     step = _step(net, skip_nonfinite=False)
     assert not step.skip_nonfinite
-    x, y = _batch()
+    x, y = tiny_batch()
     bad = Tensor(np.where(np.arange(x.size).reshape(x.shape) == 5, np.inf, x.asnumpy()).astype(np.float32))
     _, overflow = step(bad, y)
     assert bool(overflow.asnumpy())
@@ -82,17 +70,17 @@ def test_non_finite_step_is_applied_and_reported_without_skip():
 
 
 def test_gradient_check_defaults():
-    assert _step(_net(bn=False), loss_scale=1024.0).check_gradients
-    assert _step(_net(bn=False), loss_scale_type="dynamic").check_gradients
-    assert not _step(_net(bn=False)).check_gradients
+    assert _step(tiny_net(bn=False), loss_scale=1024.0).check_gradients
+    assert _step(tiny_net(bn=False), loss_scale_type="dynamic").check_gradients
+    assert not _step(tiny_net(bn=False)).check_gradients
 
 
 def test_dynamic_scale_skips_overflow_and_adjusts_scale():
     # No BN here: BN statistics are updated by the forward pass before the overflow is known (as in MindSpore's own
     # loss-scale cells), and an inf input would poison them; everything the update writes must stay unchanged.
-    net = _net(bn=False)
+    net = tiny_net(bn=False)
     step = _step(net, loss_scale_type="dynamic", loss_scale=2.0**10, scale_factor=2, scale_window=2)
-    x, y = _batch()
+    x, y = tiny_batch()
     before = {p.name: p.asnumpy().copy() for p in step.state_parameters() if not p.name.startswith("train_step.")}
     bad = Tensor(np.where(np.arange(x.size).reshape(x.shape) == 5, np.inf, x.asnumpy()).astype(np.float32))
     _, overflow = step(bad, y)
@@ -111,10 +99,10 @@ def test_dynamic_scale_skips_overflow_and_adjusts_scale():
 
 
 def test_fixed_scale_equals_no_scale():
-    x, y = _batch()
+    x, y = tiny_batch()
     results = []
     for scale in (1.0, 4096.0):
-        net = _net(bn=False)
+        net = tiny_net(bn=False)
         step = _step(net, loss_scale_type="fixed", loss_scale=scale)
         for _ in range(3):
             step(x, y)
@@ -126,11 +114,11 @@ def test_fixed_scale_equals_no_scale():
 
 def test_clipping_bounds_the_global_norm():
     # plain SGD, lr=1, momentum 0, no decay: the update equals the (clipped) gradient
-    x, y = _batch()
+    x, y = tiny_batch()
     x = x * 50.0  # large activations -> large gradients
     deltas = []
     for clip in (False, True):
-        net = _net(bn=False)
+        net = tiny_net(bn=False)
         opt = create_optimizer(net, "sgd", lr=1.0, momentum=0.0)
         step = TrainStep(net, create_loss("CE"), opt, clip_grad=clip, clip_value=0.5)
         before = _weights(net)
@@ -146,11 +134,11 @@ def test_clipping_bounds_the_global_norm():
 @pytest.mark.parametrize("mode", [ms.PYNATIVE_MODE, ms.GRAPH_MODE])
 def test_accumulation_equals_one_step_on_the_concatenated_batch(mode):
     ms.set_context(mode=mode)
-    (x1, y1), (x2, y2) = _batch(4, seed=1), _batch(4, seed=2)
-    whole = _net(bn=False)
+    (x1, y1), (x2, y2) = tiny_batch(4, seed=1), tiny_batch(4, seed=2)
+    whole = tiny_net(bn=False)
     _step(whole)(ms.ops.concat((x1, x2)), ms.ops.concat((y1, y2)))
 
-    net = _net(bn=False)
+    net = tiny_net(bn=False)
     step = _step(net, gradient_accumulation_steps=2)
     before = _weights(net)
     step(x1, y1)
@@ -168,11 +156,11 @@ def test_accumulation_equals_one_step_on_the_concatenated_batch(mode):
 @pytest.mark.parametrize("mode, warmup_steps", [(ms.PYNATIVE_MODE, 0), (ms.GRAPH_MODE, 3)])
 def test_ema_matches_numpy_and_swaps(mode, warmup_steps):
     ms.set_context(mode=mode)
-    net = _net()
+    net = tiny_net()
     ema = EMA(net, decay=0.8, warmup_steps=warmup_steps)
     step = _step(net, ema=ema)
     reference = _weights(net)
-    x, y = _batch()
+    x, y = tiny_batch()
     for t in range(1, 4):
         step(x, y)
         d = 0.8 * (1 - np.exp(-t / warmup_steps)) if warmup_steps else 0.8
@@ -197,19 +185,19 @@ def test_ema_matches_numpy_and_swaps(mode, warmup_steps):
 @pytest.mark.parametrize("amp_level", ["O1", "O2", "O3"])
 def test_amp_float16_runs_on_cpu(amp_level, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # O1's rewriter writes its generated code to ./rewritten_network
-    step = _step(_net(), amp_level=amp_level, loss_scale_type="auto", loss_scale=1024.0)
+    step = _step(tiny_net(), amp_level=amp_level, loss_scale_type="auto", loss_scale=1024.0)
     assert step.loss_scale_type == "dynamic"
-    x, y = _batch()
+    x, y = tiny_batch()
     losses = [float(step(x, y)[0].asnumpy()) for _ in range(3)]
     assert np.all(np.isfinite(losses)) and losses[-1] < losses[0]
 
 
 def test_resume_from_state_parameters_is_exact(tmp_path):
     """Save the full state mid-run (dynamic scale, accumulation, EMA), restore it into fresh objects, continue."""
-    batches = [_batch(4, seed=s) for s in range(6)]
+    batches = [tiny_batch(4, seed=s) for s in range(6)]
 
     def build():
-        net = _net()
+        net = tiny_net()
         kwargs = dict(loss_scale_type="dynamic", loss_scale=256.0, scale_window=2, gradient_accumulation_steps=2)
         return net, _step(net, opt_name="adamw", lr=0.01, ema=EMA(net, decay=0.5), **kwargs)
 
@@ -247,18 +235,18 @@ def test_resume_from_state_parameters_is_exact(tmp_path):
 )
 def test_bad_arguments(kwargs, message):
     with pytest.raises(ConfigError, match=message):
-        _step(_net(), **kwargs)
+        _step(tiny_net(), **kwargs)
 
 
 def test_puts_the_network_in_training_mode():
-    net = _net()
+    net = tiny_net()
     net.set_train(False)
     _step(net)
     assert net.training and all(cell.training for _, cell in net.cells_and_names())
 
 
 def test_optimizer_with_its_own_loss_scale_is_rejected():
-    net = _net()
+    net = tiny_net()
     opt = create_optimizer(net, "momentum", lr=0.1, loss_scale=128.0)
     with pytest.raises(ConfigError, match="loss_scale=1.0"):
         TrainStep(net, create_loss("CE"), opt)

@@ -15,6 +15,9 @@ __all__ = ["CrossEntropySmooth", "BinaryCrossEntropySmooth"]
 
 Logits = Union[Tensor, Tuple[Tensor, ...]]
 
+# Per-sample loss and its gradient in one kernel (see CrossEntropySmooth._fused).
+_SOFTMAX_CE = ops.SoftmaxCrossEntropyWithLogits()
+
 
 class _LossWithAux(nn.Cell):
     """Shared by both losses: the settings, and main plus ``aux_factor``-weighted auxiliary logits."""
@@ -60,16 +63,6 @@ class CrossEntropySmooth(_LossWithAux):
             divided by the summed weights of the targets (torch semantics); with soft labels by the batch size.
     """
 
-    def __init__(
-        self,
-        smoothing: float = 0.0,
-        aux_factor: float = 0.0,
-        reduction: str = "mean",
-        weight: Optional[Tensor] = None,
-    ) -> None:
-        super().__init__(smoothing, aux_factor, reduction, weight)
-        self.softmax_ce = ops.SoftmaxCrossEntropyWithLogits()
-
     def _single(self, logits: Tensor, labels: Tensor) -> Tensor:
         logits = logits.astype(ms.float32)
         if self.weight is None and logits.ndim == 2:
@@ -98,7 +91,7 @@ class CrossEntropySmooth(_LossWithAux):
             target = ops.one_hot(
                 labels, num_classes, Tensor(1.0 - self.smoothing + off, ms.float32), Tensor(off, ms.float32)
             )
-        per_sample = self.softmax_ce(logits, target)[0]
+        per_sample = _SOFTMAX_CE(logits, target)[0]
         if self.reduction == "mean":
             return per_sample.mean()
         if self.reduction == "sum":
