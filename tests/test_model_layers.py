@@ -149,7 +149,9 @@ def test_folded_stages_train_like_the_plain_layout():
     from mindcv.models import create_model
 
     rng = np.random.default_rng(0)
-    x = ms.Tensor(rng.standard_normal((4, 3, 32, 32)).astype(np.float32))
+    # Batch 16: with 4 samples, BatchNorm on the 1x1 maps of the last stage amplifies float rounding (that the
+    # layouts sum in different orders) to ~1e-3 relative; with 16 it stays at ~2e-5.
+    x = ms.Tensor(rng.standard_normal((16, 3, 32, 32)).astype(np.float32))
     results = []
     for fold in (True, False):
         ms.set_seed(0)
