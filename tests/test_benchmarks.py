@@ -111,8 +111,11 @@ def test_profile_ops_runs_on_both_frameworks():
     common = dict(task="train", batch_size=2, image_size=32, steps=1, warmup=0)
     ours = benchmarking.run_isolated("mindspore_ops", model_name="res2net50", **common)
     assert "error" not in ours, ours
-    # res2net50: 85 convolutions, each with a BN; ~1,400 kernels in a graph-mode training step
-    assert ours["kernels_per_step"] > 1000
+    # res2net50: 85 convolutions, each with a BN, and a classifier: ~900 kernels in a graph-mode training step
+    assert ours["kernels_per_step"] > 500
+    # each convolution and the classifier forward and with both gradients, but no input gradient for the stem
+    convolutions = ours["categories"]["convolution"]["count"] + ours["categories"]["matmul"]["count"]
+    assert convolutions == 3 * 86 - 1
     for category in ("convolution", "batchnorm", "optimizer", "matmul"):
         assert ours["categories"][category]["ms"] > 0, category
     assert ours["categories"]["batchnorm"]["count"] == 170  # forward + backward of the 85 BN layers
