@@ -1,19 +1,21 @@
-"""The small-map fast paths of Res2Net's convolutions equal MindSpore's own convolution, values and gradients.
+"""The CPU small-map fast paths of ``mindcv.models.layers`` equal MindSpore's own operators, values and gradients.
 
 ``PointwiseConv2d`` folds the batch of a small map into one map and ``SmallMapConv2d`` uses a GEMM for a single
-output position, chosen from static shapes; their ``folded`` methods serve Res2Net's folded stages. Every case here
-compares one of them against an ``nn.Conv2d`` holding the same weight, forward and backward (input and weight
-gradients), in PyNative and in Graph mode. The shapes cover each branch: the fast paths (1x1 output, strided, 2x2
-and 4x4 maps, folded 1x1 maps) and the fall-backs to the convolution; the last test runs a whole model both ways.
+output position, chosen from static shapes; their ``construct(x, folded=True)`` serves the folded layout of
+``SmallMapStage``. Every convolution case compares one of them against an ``nn.Conv2d`` holding the same weight,
+forward and backward (input and weight gradients), in PyNative and in Graph mode. The shapes cover each branch: the
+fast paths (1x1 output, strided, 2x2 and 4x4 maps, folded 1x1 maps) and the fall-backs to the convolution.
+``ConcatChunks`` is compared with ``ops.cat`` on both sides of its size limit, and the last test runs a whole model
+in the folded and the plain layout.
 """
 
 import numpy as np
 import pytest
 
 import mindspore as ms
-from mindspore import nn
+from mindspore import nn, ops
 
-from mindcv.models.res2net import PointwiseConv2d, SmallMapConv2d
+from mindcv.models.layers import ConcatChunks, PointwiseConv2d, SmallMapConv2d, create_conv2d
 
 
 def _reference(cell: nn.Conv2d) -> nn.Conv2d:
@@ -107,7 +109,8 @@ def test_small_map_conv_equals_convolution(cin, cout, kernel, stride, dilation, 
 
 
 class _Folded(nn.Cell):
-    """Runs ``conv.folded`` on a batch of 1x1 maps: fold to (1, C, N, 1), convolve, unfold (as Res2Net._stage)."""
+    """Runs ``conv(x, folded=True)`` on a batch of 1x1 maps: fold to (1, C, N, 1), convolve, unfold (as
+    ``SmallMapStage`` does)."""
 
     def __init__(self, conv: nn.Cell) -> None:
         super().__init__()
@@ -115,7 +118,7 @@ class _Folded(nn.Cell):
         self.weight = conv.weight
 
     def construct(self, x):
-        return self.conv.folded(x.transpose(2, 1, 0, 3)).transpose(2, 1, 0, 3)
+        return self.conv(x.transpose(2, 1, 0, 3), True).transpose(2, 1, 0, 3)
 
 
 # (kernel, dilation, groups): the pointwise conv, and the centre tap of 3x3 convs, dilated and grouped (Res2NeXt).
@@ -126,10 +129,8 @@ FOLDED_CASES = [(1, 1, 1), (3, 1, 1), (3, 2, 1), (3, 1, 2)]
 @pytest.mark.parametrize("kernel,dilation,groups", FOLDED_CASES)
 def test_folded_conv_equals_convolution_on_1x1_maps(kernel, dilation, groups, graph):
     ms.set_seed(0)
-    if kernel == 1:
-        conv = PointwiseConv2d(12, 10)
-    else:
-        conv = SmallMapConv2d(12, 10, kernel, dilation=dilation, groups=groups)
+    conv = create_conv2d(12, 10, kernel, dilation=dilation, groups=groups)
+    assert isinstance(conv, PointwiseConv2d if kernel == 1 else SmallMapConv2d)
     x = np.random.default_rng(0).standard_normal((5, 12, 1, 1)).astype(np.float32)
     ms.set_context(mode=ms.GRAPH_MODE if graph else ms.PYNATIVE_MODE)
     try:
@@ -140,6 +141,55 @@ def test_folded_conv_equals_convolution_on_1x1_maps(kernel, dilation, groups, gr
     for name, a, b in zip(("output", "input grad", "weight grad"), ours, ref):
         assert a.shape == b.shape, name
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4, err_msg=name)
+
+
+class _ConcatLoss(nn.Cell):
+    """Loss and chunk gradients of a concatenation (ours or ``ops.cat``) of the chunks of ``x``."""
+
+    def __init__(self, num: int, ours: bool) -> None:
+        super().__init__()
+        self.num = num
+        self.concat = ConcatChunks(num) if ours else None
+        self.grad = ms.value_and_grad(self.loss, 0)
+
+    def loss(self, x):
+        chunks = ops.split(x, x.shape[1] // self.num, axis=1)
+        branches = tuple(c * (i + 1.0) for i, c in enumerate(chunks))  # distinct gradient per chunk
+        out = self.concat(branches) if self.concat is not None else ops.cat(branches, axis=1)
+        return (out * out).sum()
+
+    def construct(self, x):
+        return self.grad(x)
+
+
+# (chunks, input shape, above the limit): small chunks and chunks of exactly MAX_VALUES values (one-Split
+# gradient), and chunks just above it (ops.cat's own gradient).
+CONCAT_CASES = [(4, (2, 16, 3, 5), False), (4, (2, 16, 128, 128), False), (3, (2, 6, 128, 257), True)]
+
+
+@pytest.mark.parametrize("graph", [False, True], ids=["pynative", "graph"])
+@pytest.mark.parametrize("num,shape,above", CONCAT_CASES)
+def test_concat_chunks_equals_concatenation(num, shape, above, graph):
+    assert (np.prod(shape) // num > ConcatChunks.MAX_VALUES) == above
+    x = ms.Tensor(np.random.default_rng(0).standard_normal(shape).astype(np.float32))
+    ms.set_context(mode=ms.GRAPH_MODE if graph else ms.PYNATIVE_MODE)
+    try:
+        ours = [t.asnumpy() for t in _ConcatLoss(num, True)(x)]
+        ref = [t.asnumpy() for t in _ConcatLoss(num, False)(x)]
+    finally:
+        ms.set_context(mode=ms.PYNATIVE_MODE)
+    for name, a, b in zip(("loss", "input grad"), ours, ref):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5, err_msg=name)
+
+
+def test_fold_small_maps_switches_every_stage():
+    from mindcv.models import create_model
+
+    net = create_model("res2net50", num_classes=10, layers=(1, 1, 1, 2))
+    stages = [net.layer1, net.layer2, net.layer3, net.layer4]
+    assert net.fold_small_maps and all(s.fold_small_maps for s in stages)
+    net.fold_small_maps = False
+    assert not net.fold_small_maps and not any(s.fold_small_maps for s in stages)
 
 
 @pytest.mark.slow
