@@ -4,7 +4,8 @@
         --batch_size 32 --image_size 224 --json benchmark_cpu.json
 
 Each (model, mode, task) runs in a fresh process on fixed random inputs (no data loading). The
-ImageNet epoch time is an estimate: steady-state step time x ceil(1,281,167 / global batch).
+ImageNet epoch time is an estimate: steady-state step time x ceil(1,281,167 / global batch). The
+measurements are ``benchmarks/harness.py``'s; past results are in ``docs/performance.md``.
 """
 
 import argparse
@@ -12,7 +13,7 @@ import json
 import platform
 from typing import Optional, Sequence
 
-from mindcv.utils.benchmarking import benchmark_rows, markdown_table
+from benchmarks.harness import benchmark_rows, markdown_table
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

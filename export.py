@@ -17,22 +17,18 @@ import logging  # noqa: E402
 import sys  # noqa: E402
 from typing import Optional, Sequence  # noqa: E402
 
-import mindspore as ms  # noqa: E402
-
+from mindcv.config import CHECKPOINT_MODEL_FLAGS, MODEL_FLAGS, SYSTEM_FLAGS, add_options  # noqa: E402
+from mindcv.data import resolve_data_config  # noqa: E402
+from mindcv.deploy.export import export_model, resolve_formats  # noqa: E402
+from mindcv.deploy.infer import build_inference_model  # noqa: E402
 from mindcv.utils.cli import ArgumentParser, run_main  # noqa: E402
-from mindcv.utils.export import export_model, resolve_formats  # noqa: E402
-from mindcv.utils.infer import build_inference_model  # noqa: E402
+from mindcv.utils.runtime import setup_context  # noqa: E402
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     """Parse the command line (``argv`` without the program name; None: ``sys.argv[1:]``)."""
     parser = ArgumentParser(description=__doc__.splitlines()[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    group = parser.add_argument_group("model")
-    group.add_argument("--model", default=None, help="registered name; default: the checkpoint's, else res2net50")
-    group.add_argument("--pretrained", action="store_true", help="use the published weights")
-    group.add_argument("--ckpt_path", default="", help="weights to load (.ckpt/.safetensors); missing is an error")
-    group.add_argument("--num_classes", type=int, default=None, help="default: the checkpoint's, else 1000")
-    group.add_argument("--in_channels", type=int, default=3, help="input image channels")
+    add_options(parser.add_argument_group("model"), MODEL_FLAGS, **CHECKPOINT_MODEL_FLAGS)
     group = parser.add_argument_group("export")
     group.add_argument(
         "--file_format",
@@ -46,11 +42,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     group.add_argument(
         "--output", default=None, help="output path; the format's extension is added (default: model name)"
     )
-    group = parser.add_argument_group("system")
-    group.add_argument("--device_target", default="CPU", choices=["CPU", "GPU", "Ascend"])
-    group.add_argument("--debug", action="store_true", help="show full tracebacks instead of one-line errors")
+    add_options(parser.add_argument_group("system"), SYSTEM_FLAGS)
     args = parser.parse_args(argv)
-    for name in ("num_classes", "in_channels", "batch_size", "image_size"):
+    for name in ("batch_size", "image_size"):
         value = getattr(args, name)
         if value is not None and value < 1:
             parser.error(f"--{name} must be >= 1, got {value}")
@@ -61,14 +55,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     """Export the model; returns the exit code."""
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s", stream=sys.stderr)
-    if ms.get_context("device_target") != args.device_target:  # MindSpore refuses a second set_device
-        ms.set_device(args.device_target)
+    setup_context(args.mode, args.device_target)
     resolve_formats(args.file_format)  # reject AIR off Ascend before building (or downloading) the model
 
     model, _ = build_inference_model(
         args.model, args.ckpt_path, args.pretrained, args.num_classes, in_channels=args.in_channels
     )
-    image_size = args.image_size or int(model.pretrained_cfg["input_size"][-1])
+    image_size = resolve_data_config(model.pretrained_cfg, image_size=args.image_size)["image_size"]
     shape = (args.batch_size, args.in_channels, image_size, image_size)
     output = args.output or model.pretrained_cfg["architecture"]
     for path in export_model(model, output, shape, args.file_format):

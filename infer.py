@@ -19,29 +19,25 @@ import logging  # noqa: E402
 import sys  # noqa: E402
 from typing import Optional, Sequence  # noqa: E402
 
-import mindspore as ms  # noqa: E402
-
-from mindcv.utils.cli import ArgumentParser, run_main  # noqa: E402
-from mindcv.utils.errors import DatasetError  # noqa: E402
-from mindcv.utils.infer import (  # noqa: E402
+from mindcv.config import CHECKPOINT_MODEL_FLAGS, MODEL_FLAGS, SYSTEM_FLAGS, add_options  # noqa: E402
+from mindcv.data import resolve_data_config  # noqa: E402
+from mindcv.deploy.infer import (  # noqa: E402
     build_inference_model,
     classify_files,
     format_text,
     list_images,
     resolve_class_names,
-    resolve_data_config,
 )
+from mindcv.errors import DatasetError  # noqa: E402
+from mindcv.utils.cli import ArgumentParser, run_main  # noqa: E402
+from mindcv.utils.runtime import setup_context  # noqa: E402
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     """Parse the command line (``argv`` without the program name; None: ``sys.argv[1:]``)."""
     parser = ArgumentParser(description=__doc__.splitlines()[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("inputs", nargs="+", help="image files and/or folders (searched recursively)")
-    group = parser.add_argument_group("model")
-    group.add_argument("--model", default=None, help="registered name; default: the checkpoint's, else res2net50")
-    group.add_argument("--pretrained", action="store_true", help="use the published weights")
-    group.add_argument("--ckpt_path", default="", help="weights to load (.ckpt/.safetensors); missing is an error")
-    group.add_argument("--num_classes", type=int, default=None, help="default: the checkpoint's, else 1000")
+    add_options(parser.add_argument_group("model"), MODEL_FLAGS, **CHECKPOINT_MODEL_FLAGS)
     group = parser.add_argument_group("data")
     group.add_argument("--class_names", default=None, help="text file, one class name per line in index order")
     group.add_argument("--image_size", type=int, default=None, help="crop size; default: the model's (224)")
@@ -53,13 +49,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     group.add_argument("--topk", type=int, default=5, help="classes reported per image")
     group.add_argument("--output", default="text", choices=["text", "json"], help="output format")
     group.add_argument("--output_file", default=None, help="write the output here instead of stdout")
-    group = parser.add_argument_group("system")
-    group.add_argument("--mode", type=int, default=0, choices=[0, 1], help="0: Graph (compiled), 1: PyNative")
-    group.add_argument("--device_target", default="CPU", choices=["CPU", "GPU", "Ascend"])
-    group.add_argument("--debug", action="store_true", help="show full tracebacks instead of one-line errors")
+    add_options(parser.add_argument_group("system"), SYSTEM_FLAGS)
     args = parser.parse_args(argv)
-    if args.num_classes is not None and args.num_classes < 1:
-        parser.error(f"--num_classes must be >= 1, got {args.num_classes}")
     if args.batch_size < 1 or args.topk < 1:
         parser.error("--batch_size and --topk must be >= 1")
     return args
@@ -69,14 +60,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run inference; returns the exit code."""
     args = parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s", stream=sys.stderr)
-    ms.set_context(mode=args.mode)
-    if ms.get_context("device_target") != args.device_target:  # MindSpore refuses a second set_device
-        ms.set_device(args.device_target)
+    setup_context(args.mode, args.device_target)
 
     files = list_images(args.inputs)
-    model, metadata = build_inference_model(args.model, args.ckpt_path, args.pretrained, args.num_classes)
+    model, metadata = build_inference_model(
+        args.model, args.ckpt_path, args.pretrained, args.num_classes, in_channels=args.in_channels
+    )
     class_names = resolve_class_names(model.num_classes, args.class_names, metadata)
-    data_config = resolve_data_config(model.pretrained_cfg, args.image_size, args.crop_pct, args.interpolation)
+    data_config = resolve_data_config(
+        model.pretrained_cfg, image_size=args.image_size, crop_pct=args.crop_pct, interpolation=args.interpolation
+    )
     result = classify_files(
         model, files, class_names, data_config, args.batch_size, args.topk, args.strict, fixed_batch=args.mode == 0
     )

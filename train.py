@@ -17,12 +17,19 @@ import contextlib  # noqa: E402
 from argparse import Namespace  # noqa: E402
 from typing import Optional, Sequence  # noqa: E402
 
+from mindcv.config import (  # noqa: E402
+    dataset_kwargs,
+    loader_kwargs,
+    model_kwargs,
+    resolve_num_classes,
+    run_cli,
+    save_config,
+    train_step_kwargs,
+    transforms_kwargs,
+)
 from mindcv.data import create_dataset, create_loader, create_transforms  # noqa: E402
-from mindcv.loss import create_loss, loss_kwargs  # noqa: E402
-from mindcv.models import create_model, get_pretrained_cfg  # noqa: E402
-from mindcv.optim import create_optimizer, optimizer_kwargs  # noqa: E402
-from mindcv.scheduler import create_scheduler, scheduler_kwargs  # noqa: E402
-from mindcv.utils.checkpoint_manager import (  # noqa: E402
+from mindcv.engine import EMA, Evaluator, TrainingSummary, TrainStep  # noqa: E402
+from mindcv.engine.checkpoint_manager import (  # noqa: E402
     CheckpointManager,
     prepare_output_dir,
     read_training_checkpoint,
@@ -30,24 +37,15 @@ from mindcv.utils.checkpoint_manager import (  # noqa: E402
     restore_train_state,
     run_lock,
 )
-from mindcv.utils.cli import run_cli, setup_context  # noqa: E402
-from mindcv.utils.config import (  # noqa: E402
-    dataset_kwargs,
-    loader_kwargs,
-    model_kwargs,
-    resolve_num_classes,
-    save_config,
-    train_step_kwargs,
-    transforms_kwargs,
-)
+from mindcv.engine.trainer import Trainer, build_epoch_loader, describe_schedule  # noqa: E402
+from mindcv.loss import create_loss, loss_kwargs  # noqa: E402
+from mindcv.models import create_model, get_pretrained_cfg  # noqa: E402
+from mindcv.optim import create_optimizer, optimizer_kwargs  # noqa: E402
+from mindcv.scheduler import create_scheduler, scheduler_kwargs  # noqa: E402
 from mindcv.utils.distributed import init_distributed  # noqa: E402
-from mindcv.utils.ema import EMA  # noqa: E402
-from mindcv.utils.evaluator import Evaluator  # noqa: E402
 from mindcv.utils.logger import setup_logger  # noqa: E402
+from mindcv.utils.runtime import setup_context  # noqa: E402
 from mindcv.utils.seed import set_seed  # noqa: E402
-from mindcv.utils.summary import TrainingSummary  # noqa: E402
-from mindcv.utils.train_step import TrainStep  # noqa: E402
-from mindcv.utils.trainer import Trainer, build_epoch_loader, describe_schedule  # noqa: E402
 
 
 def train(cfg: Namespace) -> None:

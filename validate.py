@@ -13,20 +13,21 @@ os.environ.setdefault("GLOG_v", "3")  # MindSpore reads it when it loads: errors
 from argparse import Namespace  # noqa: E402
 from typing import Optional, Sequence  # noqa: E402
 
-from mindcv.data import create_dataset, create_loader, create_transforms  # noqa: E402
-from mindcv.models import create_model, get_pretrained_cfg, load_model_checkpoint  # noqa: E402
-from mindcv.utils.cli import run_cli, setup_context  # noqa: E402
-from mindcv.utils.config import (  # noqa: E402
+from mindcv.config import (  # noqa: E402
     dataset_kwargs,
     loader_kwargs,
     model_kwargs,
     resolve_num_classes,
+    run_cli,
     transforms_kwargs,
 )
+from mindcv.data import create_dataset, create_loader, create_transforms  # noqa: E402
+from mindcv.engine.evaluator import Evaluator, check_results_file, save_results  # noqa: E402
+from mindcv.errors import ConfigError  # noqa: E402
+from mindcv.models import create_model, get_pretrained_cfg, load_model_checkpoint  # noqa: E402
 from mindcv.utils.distributed import init_distributed  # noqa: E402
-from mindcv.utils.errors import ConfigError  # noqa: E402
-from mindcv.utils.evaluator import Evaluator, check_results_file, save_results  # noqa: E402
 from mindcv.utils.logger import setup_logger  # noqa: E402
+from mindcv.utils.runtime import setup_context  # noqa: E402
 
 
 def validate(cfg: Namespace) -> None:

@@ -5,7 +5,8 @@
 For each workload (training at 32x32, training at 224x224, inference at 224x224) the two frameworks
 run alternately, each measurement in a fresh process, with the same batch, image size and thread
 count; it prints img/s, the ratio ours/PyTorch and peak memory, and writes JSON. PyTorch runs with
-its own oneDNN defaults; MindSpore with mindcv's (ONEDNN_MAX_CPU_ISA=AVX2 unless set).
+its own oneDNN defaults; MindSpore with mindcv's (ONEDNN_MAX_CPU_ISA=AVX2 unless set). The measurements
+are ``benchmarks/harness.py``'s; past results are in ``docs/performance.md``.
 
 With the 224x224 training workload it also prints the compute ceiling: numpy's best fp32 GEMM rate on this
 machine divided by the model's training cost (3 x 2 x forward multiply-adds per image, the usual estimate
@@ -15,36 +16,13 @@ of forward + backward), and our training speed as a share of it.
 import argparse
 import json
 import os
-import time
 from typing import Optional, Sequence
 
-import numpy as np
+import harness  # this folder's benchmarks/harness.py: a script's own folder comes first on sys.path
 
-from mindcv.convert import TORCH_EQUIVALENTS
-from mindcv.utils.benchmarking import run_isolated
+from mindcv.deploy.convert import TORCH_EQUIVALENTS
 
 WORKLOADS = {"train32": ("train", 32), "train224": ("train", 224), "infer224": ("infer", 224)}
-
-
-def sgemm_gflops(n: int = 2048, repeats: int = 10) -> float:
-    """The best fp32 matrix-multiply rate numpy reaches here, in GFLOP/s: the machine's practical ceiling."""
-    rng = np.random.default_rng(0)
-    a, b = rng.random((n, n), dtype=np.float32), rng.random((n, n), dtype=np.float32)
-    a @ b  # warm-up
-    best = 0.0
-    for _ in range(repeats):
-        start = time.perf_counter()
-        a @ b
-        best = max(best, 2 * n**3 / (time.perf_counter() - start))
-    return best / 1e9
-
-
-def train_gflop_per_image(model_name: str, image_size: int = 224) -> float:
-    """Forward + backward cost of one training image, estimated as 3 x the forward pass (2 FLOP per MAC)."""
-    from mindcv.models import create_model
-    from mindcv.utils.model_stats import count_macs
-
-    return 3 * 2 * count_macs(create_model(model_name), (3, image_size, image_size)) / 1e9
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -78,7 +56,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         ours, theirs = [], []
         for _ in range(args.repeats):
             ours.append(
-                run_isolated(
+                harness.run_isolated(
                     "mindspore",
                     model_name=args.model,
                     task=task,
@@ -90,7 +68,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             )
             if not args.no_torch:
                 theirs.append(
-                    run_isolated(
+                    harness.run_isolated(
                         "torch",
                         model_name=TORCH_EQUIVALENTS[args.model],
                         task=task,
@@ -113,7 +91,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ceiling = None
     ours224 = [r for r in results.get("train224", {}).get("ours", []) if "error" not in r]
     if ours224:
-        rate, cost = sgemm_gflops(), train_gflop_per_image(args.model)
+        rate, cost = harness.sgemm_gflops(), harness.train_gflop_per_image(args.model)
         speed = max(r["img_per_s"] for r in ours224)
         limit = rate / cost
         ceiling = {"sgemm_gflops": round(rate, 1), "train_gflop_per_image": round(cost, 2)}

@@ -11,8 +11,8 @@ is reported) of:
 * ``digits train``: the shipped 32x32 dataset with pad-crop + normalise, the CIFAR-size path;
 
 with 1 and 2 worker threads, and the cost per file of the image checks done by ``create_dataset``.
-Compare with what training consumes: res2net50 on this 2-core CPU trains at about 1.5-2.5 img/s at
-224 and 30-70 img/s at 32x32.
+Compare with what training consumes (``benchmark.py``, ``benchmarks/compare.py``): a pipeline slower
+than the training step starves it. The figures measured so far are in ``docs/performance.md``.
 
 Usage::
 

@@ -6,62 +6,18 @@ Each framework runs in its own process on the CPU with the same batch, image siz
 category (convolution, matmul, batchnorm, pooling, elementwise, layout and copies, loss, optimizer, other) it
 prints kernel milliseconds and kernel launches per step; below them the kernel total, the host time (step wall
 time without the profiler, minus the kernel time: dispatch, memory management, Python) and the wall time; then
-each side's most expensive operators. The category rules are ``mindcv.utils.benchmarking.OP_CATEGORIES``.
+each side's most expensive operators. The category rules are ``OP_CATEGORIES`` in ``benchmarks/harness.py``; past
+results are in ``docs/performance.md``.
 """
 
 import argparse
 import json
 import os
-from typing import Any, Dict, Optional, Sequence
+from typing import Optional, Sequence
 
-from mindcv.convert import TORCH_EQUIVALENTS
-from mindcv.utils.benchmarking import run_isolated
+import harness  # this folder's benchmarks/harness.py: a script's own folder comes first on sys.path
 
-
-def format_report(ours: Dict[str, Any], theirs: Optional[Dict[str, Any]]) -> str:
-    """The side-by-side markdown tables for two :func:`~mindcv.utils.benchmarking.profile_ops` results."""
-    both = theirs is not None and "error" not in theirs
-    cats = sorted(
-        set(ours["categories"]) | (set(theirs["categories"]) if both else set()),
-        key=lambda c: -ours["categories"].get(c, {"ms": 0.0})["ms"],
-    )
-    lines = [
-        "| category | ours ms/step | ours kernels/step | PyTorch ms/step | PyTorch ops/step | ours - PyTorch ms |",
-        "|---|---:|---:|---:|---:|---:|",
-    ]
-
-    def row(label: str, a: Optional[float], an: Any, b: Optional[float], bn: Any) -> str:
-        diff = f"{a - b:+.1f}" if a is not None and b is not None else "–"
-        fa = f"{a:.1f}" if a is not None else "–"
-        fb = f"{b:.1f}" if b is not None else "–"
-        return f"| {label} | {fa} | {an} | {fb} | {bn} | {diff} |"
-
-    absent = {"ms": 0.0, "count": 0}  # a category only one side has
-    for c in cats:
-        a = ours["categories"].get(c, absent)
-        b = theirs["categories"].get(c, absent) if both else {"ms": None, "count": "–"}
-        lines.append(row(c, a["ms"], a["count"], b["ms"], b["count"]))
-    for label, key, count_key in (
-        ("**kernels**", "kernel_ms", "kernels_per_step"),
-        ("**host (wall - kernels)**", "host_ms", None),
-        ("**step wall time**", "wall_ms", None),
-    ):
-        lines.append(
-            row(
-                label,
-                ours[key],
-                ours[count_key] if count_key else "",
-                theirs[key] if both else None,
-                (theirs[count_key] if count_key else "") if both else "–",
-            )
-        )
-    for side, result in (("ours", ours), ("PyTorch", theirs if both else None)):
-        if result is None:
-            continue
-        lines += ["", f"Most expensive operators, {side} ({result['framework']}):", "", "| operator | per step | ms |"]
-        lines.append("|---|---:|---:|")
-        lines += [f"| {name} | {count} | {ms:.2f} |" for name, count, ms in result["top_ops"]]
-    return "\n".join(lines)
+from mindcv.deploy.convert import TORCH_EQUIVALENTS
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -84,20 +40,22 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print("torch/timm not installed: profiling mindcv only (pip install -e '.[test]' for the comparison)")
 
     common = dict(task=args.task, batch_size=args.batch_size, image_size=args.image_size, steps=args.steps)
-    ours = run_isolated("mindspore_ops", model_name=args.model, mode=args.mode, **common)
+    ours = harness.run_isolated("mindspore_ops", model_name=args.model, mode=args.mode, **common)
     if "error" in ours:
         print(f"profiling {args.model} failed: {ours['error']}")
         return 1
     theirs = None
     if not args.no_torch:
-        theirs = run_isolated("torch_ops", model_name=TORCH_EQUIVALENTS[args.model], threads=args.threads, **common)
+        theirs = harness.run_isolated(
+            "torch_ops", model_name=TORCH_EQUIVALENTS[args.model], threads=args.threads, **common
+        )
         if "error" in theirs:
             print(f"profiling timm's {TORCH_EQUIVALENTS[args.model]} failed: {theirs['error']}")
     print(
         f"{args.model} {args.task}, batch {args.batch_size}, {args.image_size}x{args.image_size}, "
         f"ours {args.mode} mode vs PyTorch eager, {args.steps} steps each"
     )
-    print(format_report(ours, theirs))
+    print(harness.format_report(ours, theirs))
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"ours": ours, "pytorch": theirs}, f, indent=1)

@@ -7,6 +7,12 @@ import argparse
 import time
 from typing import Optional, Sequence
 
+import numpy as np
+
+import mindspore as ms
+
+from . import create_model, list_models
+
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Print name, parameter count, output shape and forward time of each model."""
@@ -15,12 +21,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--image_size", type=int, default=64, help="input height and width")
     parser.add_argument("--batch_size", type=int, default=2)
     args = parser.parse_args(argv)
-
-    import numpy as np
-
-    import mindspore as ms
-
-    from . import create_model, list_models
 
     names = list_models(args.models) if args.models else list_models()
     x = ms.Tensor(

@@ -8,8 +8,8 @@ import os
 __all__ = ["apply_env_defaults", "ONEDNN_ISA_DEFAULT"]
 
 # On AVX-512/AMX CPUs the oneDNN bundled with MindSpore 2.10 picks a reference-loop kernel for
-# NCHW fp32 3x3 convolutions (~6 s for one 64->64 conv on 32x64x28x28). Capping the ISA at AVX2
-# makes it pick the gemm-based kernel (~50 ms). oneDNN reads the variable when it creates its first
+# NCHW fp32 3x3 convolutions, far slower (measured: docs/performance.md). Capping the ISA at AVX2
+# makes it pick the gemm-based kernel. oneDNN reads the variable when it creates its first
 # primitive, so setting it any time before the first convolution is enough. Only the CPU backend
 # uses oneDNN; on GPU/Ascend the variable is inert. A value the user set is never overridden.
 ONEDNN_ISA_DEFAULT = "AVX2"

@@ -7,7 +7,7 @@ mindcv.convert``) as a subprocess from the repository root and checks the contra
 the output folder (which already holds a good checkpoint), the mindcv cache and the top of the repository
 are snapshotted; nothing may change. The only exception is train.py's run bookkeeping in its output
 folder: the error is appended to ``train.log`` and the lock file ``.run.lock`` stays (documented in
-``mindcv/utils/cli.py`` and ``mindcv/utils/download.py:file_lock``).
+``mindcv/utils/cli.py`` and ``mindcv/utils/fs.py:file_lock``).
 
 Cases that pass argument checking use tiny settings (digits, 32 px, batch 4, 8 samples, PyNative) and fail
 before anything is compiled. A case marked ``xfail(strict=True)`` is a product bug, described in its reason.
@@ -311,9 +311,7 @@ def test_debug_shows_the_traceback(assets, workspace):
     assert result.stderr_lines[-1] == "error: argument --lr: 'abc' is not a number (see --help)"
 
 
-@pytest.mark.parametrize(
-    "script", ["train", "validate"]
-)
+@pytest.mark.parametrize("script", ["train", "validate"])
 def test_pretrained_offline(script, assets, workspace, monkeypatch, capsys):
     """--pretrained with no route to the weights: one line naming the URL, the cache path and --ckpt_path.
 

@@ -1,12 +1,16 @@
 """The grouped parser: YAML + command-line precedence, key=value overrides, bools, lists, bases, errors."""
 
+import importlib.util
 import os
 
 import pytest
 import yaml
 
-from mindcv.utils.config import (
+from mindcv.config import (
     BASE_KEY,
+    CHECKPOINT_MODEL_FLAGS,
+    MODEL_FLAGS,
+    SYSTEM_FLAGS,
     config_to_dict,
     create_parser,
     load_yaml_config,
@@ -14,7 +18,7 @@ from mindcv.utils.config import (
     parse_args,
     save_config,
 )
-from mindcv.utils.errors import ConfigError
+from mindcv.errors import ConfigError
 
 SEED_TRAIN = (
     "--model=res2net50 --pretrained --opt=momentum --lr=0.001 dataset=cifar10 --num_classes=10 --dataset_download"
@@ -207,3 +211,23 @@ def test_no_sys_path_or_env_side_effects():
     before = dict(os.environ)
     parse_args(["--lr", "0.1"])
     assert dict(os.environ) == before
+
+
+@pytest.mark.parametrize("script", ["infer.py", "export.py"])
+def test_scripts_share_the_model_and_system_flags(script, capsys):
+    """infer.py and export.py read --model/--ckpt_path/--device_target... with train.py's converters and help."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    spec = importlib.util.spec_from_file_location(f"{script[:-3]}_script", os.path.join(root, script))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    inputs = ["x.jpg"] if script == "infer.py" else []
+    args = module.parse_args(inputs + ["--pretrained", "false", "--device_target", "cpu", "--num_classes", "7"])
+    assert (args.pretrained, args.device_target, args.num_classes, args.model, args.mode) == (False, "CPU", 7, None, 0)
+    with pytest.raises(ConfigError, match="num_classes"):
+        module.parse_args(inputs + ["--num_classes", "0"])
+    with pytest.raises(SystemExit):
+        module.parse_args(["--help"])
+    shown = " ".join(capsys.readouterr().out.split())
+    train_help = {a.dest: a.help for a in create_parser()._actions}
+    for name in set(MODEL_FLAGS + SYSTEM_FLAGS) - set(CHECKPOINT_MODEL_FLAGS):
+        assert " ".join(train_help[name].split()) in shown, name

@@ -6,9 +6,9 @@ import os
 import pytest
 import yaml
 
+from mindcv.config import BASE_KEY, parse_args
 from mindcv.data import list_datasets
 from mindcv.models import is_model
-from mindcv.utils.config import BASE_KEY, parse_args
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIGS = sorted(glob.glob(os.path.join(ROOT, "configs", "**", "*.yaml"), recursive=True))

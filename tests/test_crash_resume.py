@@ -38,7 +38,7 @@ from scriptutil import TINY, TINY_MODEL, error_lines, read_meta, read_tensors, r
 import mindspore as ms
 
 from mindcv.utils.checkpoint import is_temporary_checkpoint, read_checkpoint, split_checkpoint
-from mindcv.utils.download import file_lock
+from mindcv.utils.fs import file_lock
 
 pytestmark = pytest.mark.slow
 

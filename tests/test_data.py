@@ -26,7 +26,7 @@ from mindcv.data import (
 )
 from mindcv.data.auto_augment import parse_randaug
 from mindcv.data.digits import DIGITS_ASSET, load_digits
-from mindcv.utils.errors import ConfigError, DatasetError, UnknownNameError
+from mindcv.errors import ConfigError, DatasetError, UnknownNameError
 
 # ----------------------------------------------------------------------------------------------------------------------
 # fixtures

@@ -22,7 +22,7 @@ import pytest
 from httpserver import LocalServer, client_ssl_context
 
 from mindcv.data import cifar, create_dataset, create_loader, create_transforms, dataset_info
-from mindcv.utils.errors import DatasetError, DownloadError
+from mindcv.errors import DatasetError, DownloadError
 
 C10 = cifar.CIFAR_SPECS["cifar10"]
 C100 = cifar.CIFAR_SPECS["cifar100"]

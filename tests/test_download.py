@@ -3,25 +3,20 @@
 import hashlib
 import os
 import socket
-import subprocess
-import sys
-import textwrap
 import threading
 import time
 
 import pytest
 from httpserver import LocalServer, client_ssl_context, closed_port_url
 
+from mindcv.errors import DownloadError
 from mindcv.utils import download as dl
 from mindcv.utils.download import (
-    FileLockTimeout,
     download_url,
-    file_lock,
     get_cache_dir,
     hash_file,
     sha256_prefix_from_name,
 )
-from mindcv.utils.errors import DownloadError
 
 BODY = os.urandom(300_000)
 SHA = hashlib.sha256(BODY).hexdigest()
@@ -278,57 +273,3 @@ def test_sha256_prefix_from_name():
     assert sha256_prefix_from_name("https://h/toolkits/res2net101_v1b-7e6db001.ckpt") == "7e6db001"
     assert sha256_prefix_from_name("res2net50.ckpt") is None
     assert sha256_prefix_from_name("res2net50-best.ckpt") is None
-
-
-def test_file_lock_between_threads(tmp_path):
-    target = str(tmp_path / "data" / "archive.tar.gz")
-    held = threading.Event()
-    release = threading.Event()
-
-    def holder():
-        with file_lock(target):
-            held.set()
-            release.wait(10)
-
-    t = threading.Thread(target=holder)
-    t.start()
-    assert held.wait(10)
-    with pytest.raises(FileLockTimeout, match="locked by another process") as info:
-        with file_lock(target, timeout=0):
-            pass
-    assert f"pid {os.getpid()}" in str(info.value)
-    threading.Timer(0.3, release.set).start()
-    start = time.monotonic()
-    with file_lock(target, timeout=10) as lock:
-        waited = time.monotonic() - start
-        assert os.path.basename(lock) == ".archive.tar.gz.lock"
-    t.join(10)
-    assert 0.2 < waited < 5
-
-
-def test_file_lock_of_a_killed_process_is_released(tmp_path):
-    """A holder killed with SIGKILL cannot clean up; the OS must still release its lock."""
-    target = str(tmp_path / "ckpt")
-    lock = dl._lock_path(target)
-    code = textwrap.dedent(f"""
-        import fcntl, os, sys, time
-        fd = os.open({lock!r}, os.O_RDWR | os.O_CREAT)
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        print("locked", flush=True)
-        time.sleep(60)
-        """)
-    child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
-    try:
-        assert child.stdout.readline().strip() == "locked"
-        with pytest.raises(FileLockTimeout):
-            with file_lock(target, timeout=0.2):
-                pass
-        child.kill()
-        child.wait(10)
-        with file_lock(target, timeout=5):
-            pass
-    finally:
-        if child.poll() is None:
-            child.kill()
-            child.wait(10)
-        child.stdout.close()

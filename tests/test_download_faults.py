@@ -28,10 +28,10 @@ from httpserver import LocalServer, tls_files
 import mindspore as ms
 
 from mindcv.data import cifar, create_dataset
+from mindcv.errors import DownloadError
 from mindcv.models import create_model, res2net
 from mindcv.utils import download
 from mindcv.utils.checkpoint import save_checkpoint_atomic
-from mindcv.utils.errors import DownloadError
 
 MODEL = "res2net50"
 C10 = cifar.CIFAR_SPECS["cifar10"]

@@ -31,8 +31,8 @@ def test_cli_model_table():
 
 POOL_PROBE = """
 import mindspore as ms
-from mindcv.utils.cli import setup_context
-from mindcv.utils.errors import ConfigError
+from mindcv.utils.runtime import setup_context
+from mindcv.errors import ConfigError
 try:
     setup_context(0, "CPU")
 except ConfigError as e:
@@ -69,7 +69,7 @@ def test_cpu_memory_pool_setting(value, expected):
 def test_cpu_memory_pool_keeps_an_earlier_setting():
     code = (
         "import mindspore as ms; ms.runtime.set_memory(init_size='3GB');"
-        "from mindcv.utils.cli import configure_cpu_memory_pool; print(configure_cpu_memory_pool())"
+        "from mindcv.utils.runtime import configure_cpu_memory_pool; print(configure_cpu_memory_pool())"
     )
     env = dict(os.environ, GLOG_v="3")
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
@@ -82,8 +82,8 @@ def test_setup_context_after_kernels_ran_on_the_same_device():
     # device in use; setup_context must accept that, and still refuse a device this build cannot run.
     code = (
         "import numpy as np, mindspore as ms\n"
-        "from mindcv.utils.cli import setup_context\n"
-        "from mindcv.utils.errors import ConfigError\n"
+        "from mindcv.utils.runtime import setup_context\n"
+        "from mindcv.errors import ConfigError\n"
         "ms.Tensor(np.ones(3)).sum().asnumpy()\n"
         "setup_context(0, 'CPU')\n"
         "try:\n"

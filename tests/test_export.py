@@ -9,10 +9,10 @@ import pytest
 import mindspore as ms
 from mindspore import nn
 
+from mindcv.deploy.export import export_model, export_path, onnx_compatible, resolve_formats
+from mindcv.errors import ConfigError
 from mindcv.models import create_model
 from mindcv.utils.checkpoint import save_checkpoint_atomic
-from mindcv.utils.errors import ConfigError
-from mindcv.utils.export import export_model, export_path, onnx_compatible, resolve_formats
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -77,7 +77,7 @@ def test_mindir_reloaded_with_graphcell_reproduces_the_model(tmp_path):
 
 
 # v1b at 80 px: layer4's average-pool shortcut sees a 5x5 map, so its ceil_mode padding is exercised. At 32 px the
-# last stage works on 1x1 maps and runs folded (Res2Net._stage), so its transposes and 1x1 convolutions are exported.
+# last stage works on 1x1 maps and runs folded (SmallMapStage), so its transposes and 1x1 convolutions are exported.
 @pytest.mark.parametrize("name, size", [("res2net50", 64), ("res2net50_v1b", 80), ("res2net50", 32)])
 def test_onnx_runs_under_onnxruntime_with_the_models_outputs(tmp_path, name, size):
     ort = pytest.importorskip("onnxruntime", reason="onnxruntime is not installed (pip install '.[test]')")

@@ -14,13 +14,13 @@ from tinynet import tiny_batch, tiny_net
 import mindspore as ms
 from mindspore import Tensor, nn
 
+from mindcv.engine.ema import EMA
+from mindcv.engine.train_step import TrainStep
+from mindcv.errors import ConfigError, UnknownNameError
 from mindcv.loss import create_loss
 from mindcv.optim import create_optimizer, optimizer_kwargs, split_weight_decay_params
 from mindcv.optim.fused import FusedKernelError, FusedMomentum, build_fused_kernel
 from mindcv.optim.l2_decay import Momentum
-from mindcv.utils.ema import EMA
-from mindcv.utils.errors import ConfigError, UnknownNameError
-from mindcv.utils.train_step import TrainStep
 
 pytestmark = pytest.mark.skipif(
     shutil.which(os.environ.get("CXX") or "g++") is None, reason="needs a C++ compiler to build the fused kernel"

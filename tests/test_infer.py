@@ -12,20 +12,19 @@ from PIL import Image
 
 from mindspore.dataset import transforms
 
-from mindcv.data import create_transforms
-from mindcv.models import create_model
-from mindcv.utils.checkpoint import save_checkpoint_atomic
-from mindcv.utils.errors import ConfigError, DatasetError
-from mindcv.utils.infer import (
+from mindcv.data import create_transforms, resolve_data_config
+from mindcv.deploy.infer import (
     classify_files,
     imagenet_class_names,
     list_images,
     preprocess_image,
     resolve_class_names,
-    resolve_data_config,
     softmax,
     topk,
 )
+from mindcv.errors import ConfigError, DatasetError
+from mindcv.models import create_model
+from mindcv.utils.checkpoint import save_checkpoint_atomic
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _FILE_NAMES = ["cat", "dog", "bird"]

@@ -8,8 +8,8 @@ import pytest
 import mindspore as ms
 from mindspore import Tensor
 
+from mindcv.errors import ConfigError, UnknownNameError
 from mindcv.loss import create_loss, list_losses, loss_kwargs
-from mindcv.utils.errors import ConfigError, UnknownNameError
 
 N, C = 6, 5
 

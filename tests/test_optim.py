@@ -9,8 +9,8 @@ import pytest
 import mindspore as ms
 from mindspore import Parameter, Tensor, nn
 
+from mindcv.errors import ConfigError, UnknownNameError
 from mindcv.optim import WEIGHT_DECAY_FILTERS, create_optimizer, list_optimizers, optimizer_kwargs
-from mindcv.utils.errors import ConfigError, UnknownNameError
 
 # Learning rates that make each optimizer move a tiny net noticeably in a few steps (LARS's and LAMB's steps are
 # proportional to the weight norm, so they need a larger base rate).

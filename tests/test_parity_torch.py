@@ -19,9 +19,9 @@ timm = pytest.importorskip("timm", reason="timm is not installed: pip install -e
 import mindspore as ms  # noqa: E402
 
 from mindcv.convert import TORCH_EQUIVALENTS, convert_state_dict  # noqa: E402
+from mindcv.errors import CheckpointError  # noqa: E402
 from mindcv.models import create_model  # noqa: E402
 from mindcv.models.helpers import load_params_into_model  # noqa: E402
-from mindcv.utils.errors import CheckpointError  # noqa: E402
 
 REL_TOL = 1e-4
 

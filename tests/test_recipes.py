@@ -1,11 +1,12 @@
 """The ImageNet recipes resolve to upstream MindCV's published hyperparameters, each written once."""
+
 import glob
 import os
 
 import pytest
 import yaml
 
-from mindcv.utils.config import parse_args
+from mindcv.config import parse_args
 
 ROOT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs", "res2net")
 

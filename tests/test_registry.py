@@ -5,6 +5,7 @@ import sys
 import pytest
 
 import mindcv
+from mindcv.errors import ConfigError, UnknownNameError
 from mindcv.models import (
     create_model,
     get_pretrained_cfg,
@@ -17,7 +18,6 @@ from mindcv.models import (
     registry,
     res2net,
 )
-from mindcv.utils.errors import ConfigError, UnknownNameError
 
 
 def test_every_entrypoint_has_cfg_and_vice_versa():

@@ -14,12 +14,12 @@ from scriptutil import ROOT, TINY, TINY_MODEL, read_meta, read_tensors, run_scri
 import mindspore as ms
 from mindspore import nn
 
+from mindcv.engine.checkpoint_manager import CheckpointManager, TrainingCheckpoint, restore_train_state
+from mindcv.engine.ema import EMA
+from mindcv.engine.train_step import TrainStep
 from mindcv.loss import create_loss
 from mindcv.models import load_model_checkpoint
 from mindcv.optim import create_optimizer, list_optimizers
-from mindcv.utils.checkpoint_manager import CheckpointManager, TrainingCheckpoint, restore_train_state
-from mindcv.utils.ema import EMA
-from mindcv.utils.train_step import TrainStep
 
 # Shuffled digits with random-crop augmentation, a warm-up + cosine schedule (the lr changes every step), momentum
 # and EMA state: everything a resume has to restore. 3 steps per epoch.

@@ -7,8 +7,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from mindcv.errors import ConfigError, UnknownNameError
 from mindcv.scheduler import create_scheduler, list_schedulers, scheduler_kwargs, scheduler_lr_at
-from mindcv.utils.errors import ConfigError, UnknownNameError
 
 SPE = 5  # steps per epoch
 EPOCHS = 12

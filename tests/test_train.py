@@ -22,11 +22,11 @@ from scriptutil import (
 
 import mindspore as ms
 
+from mindcv import engine
 from mindcv.data import cifar
+from mindcv.engine.train_step import TrainStep
 from mindcv.models import res2net
-from mindcv.utils import train_step as train_step_module
-from mindcv.utils.download import file_lock
-from mindcv.utils.train_step import TrainStep
+from mindcv.utils.fs import file_lock
 
 SEED_TRAIN = (
     "--model=res2net50 --pretrained --opt=momentum --lr=0.001 dataset=cifar10 --num_classes=10 --dataset_download"
@@ -255,7 +255,7 @@ class _FaultyStep(TrainStep):
 
 @pytest.fixture
 def faulty_step(monkeypatch):
-    monkeypatch.setattr(train_step_module, "TrainStep", _FaultyStep)  # train.py imports it from there
+    monkeypatch.setattr(engine, "TrainStep", _FaultyStep)  # train.py imports it from mindcv.engine
     monkeypatch.setattr(_FaultyStep, "calls", 0)
     return _FaultyStep
 

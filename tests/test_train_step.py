@@ -8,11 +8,11 @@ from tinynet import tiny_batch, tiny_net
 import mindspore as ms
 from mindspore import Tensor, nn
 
+from mindcv.engine.ema import EMA, ema_to_network_names
+from mindcv.engine.train_step import TrainStep
+from mindcv.errors import ConfigError
 from mindcv.loss import create_loss
 from mindcv.optim import create_optimizer
-from mindcv.utils.ema import EMA, ema_to_network_names
-from mindcv.utils.errors import ConfigError
-from mindcv.utils.train_step import TrainStep
 
 
 def _weights(net: nn.Cell) -> dict:

@@ -8,10 +8,10 @@ from httpserver import LocalServer, closed_port_url, tls_files
 
 import mindspore as ms
 
+from mindcv.errors import CheckpointError, DownloadError
 from mindcv.models import create_model, load_model_checkpoint, res2net
 from mindcv.models.helpers import adapt_input_conv
 from mindcv.utils import hash_file, save_checkpoint_atomic
-from mindcv.utils.errors import CheckpointError, DownloadError
 
 NAME = "res2net50"
 

@@ -14,11 +14,13 @@ from .constants import DEFAULT_CROP_PCT, IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT
 from .dataset_factory import DatasetInfo, create_dataset, dataset_info, list_datasets
 from .loader import create_loader
 from .mixup import Mixup
-from .transforms_factory import create_transforms
+from .transforms_factory import create_transforms, eval_resize_size, resolve_data_config
 
 __all__ = [
     "create_dataset",
     "create_transforms",
+    "resolve_data_config",
+    "eval_resize_size",
     "create_loader",
     "list_datasets",
     "dataset_info",

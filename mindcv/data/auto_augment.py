@@ -25,7 +25,7 @@ from typing import Callable, List, Sequence, Tuple
 from mindspore.dataset import transforms, vision
 from mindspore.dataset.vision import AutoAugmentPolicy, Inter
 
-from ..utils.errors import ConfigError
+from ..errors import ConfigError
 
 __all__ = ["auto_augment_ops", "parse_randaug"]
 

@@ -31,8 +31,9 @@ import mindspore as ms
 import mindspore.dataset as ds
 from mindspore.dataset import transforms
 
-from ..utils.download import download_url, file_lock, get_cache_dir
-from ..utils.errors import DatasetError
+from ..errors import DatasetError
+from ..utils.download import download_url, get_cache_dir
+from ..utils.fs import file_lock
 from .sampling import shard_sampling
 
 __all__ = ["CifarSpec", "CIFAR_SPECS", "MIRROR_ENV", "build_cifar", "cifar_split", "prepare_cifar"]
@@ -174,7 +175,7 @@ def _validate(spec: CifarSpec, folder: str, usage: str) -> None:
         if size != expected:
             what = "truncated" if size < expected else "oversized"
             raise DatasetError(f"{what} CIFAR file {path}: expected {expected} bytes, got {size}; {redownload}")
-        # Label bytes: one strided pass over a memory map (~20 ms per file from the page cache). A
+        # Label bytes: one strided pass over a memory map, cheap from the page cache. A
         # wrong byte here would otherwise surface as a silent out-of-range label during training.
         records = np.memmap(path, dtype=np.uint8, mode="r").reshape(-1, spec.record_bytes)
         labels = records[:, spec.label_offset]

@@ -21,7 +21,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 import mindspore.dataset as ds
 
-from ..utils.errors import ConfigError, DatasetError, unknown_name_error
+from ..errors import ConfigError, DatasetError, unknown_name_error
 from .cifar import CIFAR_SPECS, build_cifar, cifar_split, prepare_cifar
 from .digits import DIGITS_CLASSES, build_digits, check_digits_split
 from .folder import IMAGE_CHECKS, build_image_folder, check_images, list_classes, scan_image_folder
@@ -184,8 +184,8 @@ def create_dataset(
         download: CIFAR only: fetch and extract the official archive when the files are missing.
         skip_bad_images: Image folders: leave files that fail ``image_check`` out (the number skipped is
             logged and stored as ``dataset.info.num_skipped``) instead of raising.
-        image_check: Image folders: ``"header"`` (PIL header and PNG CRC check, ~25-50 us per file),
-            ``"full"`` (decode every image, ~1 ms each; also catches truncated JPEGs) or ``"none"``.
+        image_check: Image folders: ``"header"`` (PIL header and PNG CRC check, cheap), ``"full"`` (decode every
+            image, slower; also catches truncated JPEGs) or ``"none"``.
         mirror: CIFAR: base URL of a mirror holding the official archives (default: the home page, or
             ``$MINDCV_DATASET_MIRROR``).
         ssl_context: CIFAR: TLS context for the download; None verifies against the system CAs.

@@ -17,7 +17,7 @@ import numpy as np
 
 import mindspore.dataset as ds
 
-from ..utils.errors import DatasetError
+from ..errors import DatasetError
 from .sampling import shard_sampling
 
 __all__ = ["DIGITS_CLASSES", "DIGITS_ASSET", "check_digits_split", "load_digits", "build_digits"]
@@ -73,7 +73,7 @@ def build_digits(
         (images, labels),
         column_names=["image", "label"],
         # One reader: slicing in-memory arrays is cheap, and more workers make NumpySlicesDataset start
-        # Python worker processes, which cut throughput about 5x (benchmarks/data_pipeline.py). The
+        # Python worker processes, which cut throughput several-fold (benchmarks/data_pipeline.py). The
         # transforms still get create_loader's workers.
         num_parallel_workers=1,
         **shard_sampling(len(labels), shuffle, num_samples, num_shards, shard_id),

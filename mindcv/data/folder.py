@@ -24,7 +24,7 @@ from PIL import Image
 import mindspore as ms
 import mindspore.dataset as ds
 
-from ..utils.errors import ConfigError, DatasetError
+from ..errors import ConfigError, DatasetError
 from .constants import IMAGE_EXTENSIONS
 from .sampling import shard_sampling
 
@@ -32,10 +32,10 @@ __all__ = ["FolderScan", "scan_image_folder", "check_images", "build_image_folde
 
 _logger = logging.getLogger(__name__)
 
-# "header": PIL parses each header (and, for PNG, checks the chunk CRCs): about 25 us per file on
-#   this machine with a warm page cache, i.e. about 30 s for ImageNet-1k train. Catches empty, text,
+# "header": PIL parses each header (and, for PNG, checks the chunk CRCs), cheap enough to run on
+#   every ImageNet-scale folder (cost per file: docs/performance.md). Catches empty, text,
 #   random-byte and unsupported-format files, and truncated PNGs; not truncated JPEGs.
-# "full": PIL decodes every image (about 1 ms for a 500x375 JPEG); also catches truncated JPEGs.
+# "full": PIL decodes every image (a full decode per file, far slower); also catches truncated JPEGs.
 # "none": no check; a bad file then stops MindSpore's Decode mid-epoch.
 IMAGE_CHECKS = ("header", "full", "none")
 

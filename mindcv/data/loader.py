@@ -11,7 +11,7 @@ import mindspore as ms
 import mindspore.dataset as ds
 from mindspore.dataset import transforms
 
-from ..utils.errors import ConfigError, DatasetError
+from ..errors import ConfigError, DatasetError
 from .mixup import Mixup
 from .transforms_factory import create_transforms
 

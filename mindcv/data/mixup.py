@@ -14,8 +14,8 @@ a given epoch; this small NumPy implementation provides those, following timm's 
 * from epoch ``off_epoch`` on (0: never) batches pass unmixed, still with one-hot labels, so the label
   shape never changes during a run.
 
-Cost: one pass over the batch in NumPy (about 10-20 ms for 32x3x224x224 float32 on this machine),
-negligible next to a training step. Randomness: each batch draws from a generator seeded with
+Cost: one pass over the batch in NumPy, negligible next to a training step (measured:
+``docs/performance.md``). Randomness: each batch draws from a generator seeded with
 (seed, epoch, batch index), so results are reproducible whatever the number of worker threads.
 """
 
@@ -23,7 +23,7 @@ from typing import Optional, Sequence, Tuple
 
 import numpy as np
 
-from ..utils.errors import ConfigError, DatasetError
+from ..errors import ConfigError, DatasetError
 
 __all__ = ["Mixup"]
 

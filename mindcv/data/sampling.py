@@ -16,7 +16,7 @@ from typing import Any, Dict, Optional
 
 import mindspore.dataset as ds
 
-from ..utils.errors import ConfigError
+from ..errors import ConfigError
 
 __all__ = ["shard_sampling"]
 

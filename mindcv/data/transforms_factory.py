@@ -15,12 +15,12 @@ Two families, chosen by the dataset name:
 """
 
 import math
-from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 from mindspore.dataset import vision
 from mindspore.dataset.vision import Inter
 
-from ..utils.errors import ConfigError, UnknownNameError
+from ..errors import ConfigError, UnknownNameError
 from .auto_augment import auto_augment_ops
 from .constants import (
     CIFAR10_MEAN,
@@ -35,7 +35,7 @@ from .constants import (
     IMAGENET_DEFAULT_STD,
 )
 
-__all__ = ["create_transforms", "INTERPOLATIONS"]
+__all__ = ["create_transforms", "resolve_data_config", "eval_resize_size", "INTERPOLATIONS"]
 
 INTERPOLATIONS: Dict[str, Inter] = {
     "nearest": Inter.NEAREST,
@@ -147,6 +147,80 @@ def _erase_value(value: Union[int, str, Sequence[int]]) -> Union[int, str, Tuple
     raise ConfigError(f"re_value={value!r} must be an integer, 3 integers (R, G, B) or 'random' (normal noise)")
 
 
+def _crop_pct(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
+        raise ConfigError(f"crop_pct={value!r} must lie in (0, 1], e.g. 0.875 (1.0: no crop)")
+    return float(value)
+
+
+def eval_resize_size(image_size: Size, crop_pct: float) -> Size:
+    """The shorter-side resize before evaluation's centre crop of ``image_size``: ``floor(size / crop_pct)``."""
+    if isinstance(image_size, int):
+        return int(math.floor(image_size / crop_pct))
+    return tuple(int(math.floor(v / crop_pct)) for v in image_size)
+
+
+def resolve_data_config(
+    pretrained_cfg: Mapping[str, Any],
+    dataset_name: str = "imagenet",
+    image_size: Optional[Size] = None,
+    crop_pct: Optional[float] = None,
+    interpolation: Optional[str] = None,
+    mean: Optional[Stats] = None,
+    std: Optional[Stats] = None,
+) -> Dict[str, Any]:
+    """The evaluation preprocessing of a model on a dataset, every value resolved and checked.
+
+    The one place where validation, inference and export decide how an image is prepared. A given value wins;
+    otherwise image-file datasets (``imagenet``) take the model's pretrained config, so a checkpoint is evaluated
+    as it was trained, and the 32x32 decoded datasets their own statistics. The size defaults to the model's.
+
+    Args:
+        pretrained_cfg: The model's ``pretrained_cfg`` (``input_size``, ``crop_pct``, ``interpolation``, ``mean``,
+            ``std``).
+        dataset_name: A name from ``list_datasets()``.
+        image_size: Output size, an int or a (height, width) pair.
+        crop_pct: Centre-crop fraction in (0, 1].
+        interpolation: ``nearest``, ``bilinear``, ``bicubic`` or ``area``.
+        mean: RGB mean in 0-1 units.
+        std: RGB std in 0-1 units.
+
+    Returns:
+        ``{"image_size", "crop_pct", "interpolation", "mean", "std"}``.
+
+    Raises:
+        UnknownNameError: Unknown dataset name.
+        ConfigError: An invalid value, one line naming it.
+    """
+    family = _family(dataset_name)
+    from_model = family.native_size is None
+
+    def pick(value: Any, key: str, default: Any) -> Any:
+        if value is not None:
+            return value
+        return pretrained_cfg.get(key, default) if from_model else default
+
+    size = image_size if image_size is not None else int(pretrained_cfg.get("input_size", (3, 224, 224))[-1])
+    inter = pick(interpolation, "interpolation", DEFAULT_INTERPOLATION)
+    _interpolation(inter)
+    return {
+        "image_size": _size(size),
+        "crop_pct": _crop_pct(pick(crop_pct, "crop_pct", DEFAULT_CROP_PCT)),
+        "interpolation": inter.lower(),
+        "mean": _stats("mean", pick(mean, "mean", family.mean), family.mean),
+        "std": _stats("std", pick(std, "std", family.std), family.std),
+    }
+
+
+def _family(dataset_name: str) -> _Family:
+    key = dataset_name.lower() if isinstance(dataset_name, str) else dataset_name
+    if key not in _FAMILIES:
+        raise UnknownNameError(
+            f"create_transforms: unknown dataset {dataset_name!r}; known datasets: {', '.join(sorted(_FAMILIES))}"
+        )
+    return _FAMILIES[key]
+
+
 def create_transforms(
     dataset_name: str,
     image_resize: Size = 224,
@@ -201,12 +275,7 @@ def create_transforms(
         UnknownNameError: Unknown dataset name.
         ConfigError: An invalid option value, one line naming it.
     """
-    key = dataset_name.lower() if isinstance(dataset_name, str) else dataset_name
-    if key not in _FAMILIES:
-        raise UnknownNameError(
-            f"create_transforms: unknown dataset {dataset_name!r}; known datasets: {', '.join(sorted(_FAMILIES))}"
-        )
-    family = _FAMILIES[key]
+    family = _family(dataset_name)
     size = _size(image_resize)
     inter = _interpolation(interpolation)
     mean_ = _stats("mean", mean, family.mean)
@@ -220,13 +289,7 @@ def create_transforms(
     if not is_training:
         if family.native_size is not None:
             return resize_small + normalize
-        pct = DEFAULT_CROP_PCT if crop_pct is None else crop_pct
-        if isinstance(pct, bool) or not isinstance(pct, (int, float)) or not 0 < pct <= 1:
-            raise ConfigError(f"crop_pct={crop_pct!r} must lie in (0, 1]")
-        if isinstance(size, int):
-            resize: Size = int(math.floor(size / pct))
-        else:
-            resize = tuple(int(math.floor(v / pct)) for v in size)
+        resize = eval_resize_size(size, _crop_pct(DEFAULT_CROP_PCT if crop_pct is None else crop_pct))
         return [vision.Decode(), vision.Resize(resize, interpolation=inter), vision.CenterCrop(size)] + normalize
 
     ops: List[Callable] = []

@@ -29,9 +29,14 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from .utils.errors import CheckpointError
+import mindspore as ms
 
-__all__ = ["load_torch_state_dict", "convert_state_dict", "convert_file", "main"]
+from ..errors import CheckpointError
+from ..models import create_model
+from ..utils.checkpoint import save_checkpoint_atomic
+from ..utils.cli import ArgumentParser, run_main
+
+__all__ = ["TORCH_EQUIVALENTS", "load_torch_state_dict", "convert_state_dict", "convert_file", "main"]
 
 _logger = logging.getLogger(__name__)
 
@@ -118,8 +123,6 @@ def convert_state_dict(state_dict: Dict[str, np.ndarray], model_name: str) -> Di
     The class count is taken from ``fc.weight``. Raises :class:`CheckpointError` listing missing,
     unexpected or mis-shaped entries, e.g. for a state dict of another architecture.
     """
-    from .models import create_model
-
     if "fc.weight" not in state_dict:
         raise CheckpointError("state dict has no 'fc.weight'; it is not a Res2Net/ResNet classifier state dict")
     num_classes = int(state_dict["fc.weight"].shape[0])
@@ -166,11 +169,7 @@ def convert_state_dict(state_dict: Dict[str, np.ndarray], model_name: str) -> Di
 
 def convert_file(model_name: str, src: str, out: str) -> str:
     """Convert ``src`` (PyTorch weights) into a mindcv checkpoint at ``out`` (.ckpt or .safetensors)."""
-    from .utils.checkpoint import save_checkpoint_atomic
-
     params = convert_state_dict(load_torch_state_dict(src), model_name)
-    import mindspore as ms
-
     if os.path.splitext(out)[1] not in (".ckpt", ".safetensors"):
         raise CheckpointError(f"output '{out}' must end with .ckpt or .safetensors")
     save_obj = [{"name": k, "data": ms.Tensor(v)} for k, v in params.items()]
@@ -179,8 +178,6 @@ def convert_file(model_name: str, src: str, out: str) -> str:
 
 
 def _main(argv: Sequence[str]) -> int:
-    from .utils.cli import ArgumentParser
-
     parser = ArgumentParser(
         prog="python -m mindcv.convert", description="Convert PyTorch Res2Net weights into a mindcv checkpoint."
     )
@@ -196,8 +193,6 @@ def _main(argv: Sequence[str]) -> int:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Command-line entry point; returns the exit status (2 after a one-line error)."""
-    from .utils.cli import run_main
-
     return run_main(_main, argv)
 
 

@@ -19,8 +19,6 @@ import contextlib
 import logging
 import math
 import os
-import secrets
-import shutil
 from typing import Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -28,8 +26,9 @@ import numpy as np
 import mindspore as ms
 from mindspore import nn, ops
 
-from .errors import ConfigError
-from .model_stats import trace_cells
+from ..errors import ConfigError
+from ..utils.fs import atomic_path
+from ..utils.model_stats import trace_cells
 
 __all__ = [
     "EXPORT_FORMATS",
@@ -47,7 +46,6 @@ _logger = logging.getLogger(__name__)
 #: Formats :func:`export_model` writes; ``"both"`` means MINDIR and ONNX.
 EXPORT_FORMATS: Tuple[str, ...] = ("MINDIR", "ONNX", "AIR")
 FORMAT_EXTENSIONS = {"MINDIR": ".mindir", "ONNX": ".onnx", "AIR": ".air"}
-_TEMP_MARKER = ".tmp-"
 
 # Fill value of max-pool padding: below any real fp32 activation, and finite so that the
 # `(mask - 1) * _NEG_FILL` trick gives exactly 0 inside the image (0 * inf would be NaN).
@@ -267,41 +265,17 @@ def onnx_compatible(model: nn.Cell, input_shape: Sequence[int]) -> Iterator[nn.C
             _set_child(parent, key, original)
 
 
-def _file_mode() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o666 & ~mask
-
-
-def _remove(path: str) -> None:
-    try:
-        if os.path.isdir(path):
-            shutil.rmtree(path, ignore_errors=True)
-        elif os.path.lexists(path):
-            os.chmod(path, 0o600)  # MindSpore writes its exports read-only
-            os.unlink(path)
-    except OSError as e:
-        _logger.warning("could not remove temporary export file %s: %s", path, e)
-
-
 def _export_one(model: nn.Cell, example: ms.Tensor, path: str, file_format: str) -> str:
-    folder, name = os.path.split(path)
-    stem = os.path.join(folder, f".{name}{_TEMP_MARKER}{os.getpid()}-{secrets.token_hex(4)}")
-    produced = stem + FORMAT_EXTENSIONS[file_format]
-    try:
+    ext = FORMAT_EXTENSIONS[file_format]
+    # "_variables": MindSpore's external-weights folder for models over 2 GB; chmod: it writes exports read-only.
+    with atomic_path(path, ext, sidecars=("_variables",), chmod=True) as produced:
         if file_format == "ONNX":
             with onnx_compatible(model, tuple(example.shape)):
                 ms.onnx.export(model, example, file_name=produced, input_names=["input"], output_names=["logits"])
-        else:
-            ms.export(model, example, file_name=stem, file_format=file_format)
+        else:  # MindSpore appends the extension itself
+            ms.export(model, example, file_name=produced[: -len(ext)], file_format=file_format)
         if not os.path.isfile(produced):  # MindSpore only logs a failed write
             raise ConfigError(f"MindSpore did not write the {file_format} file {path}; check the folder's free space")
-        os.chmod(produced, _file_mode())
-        os.replace(produced, path)
-    except BaseException:
-        _remove(produced)
-        _remove(stem + "_variables")  # external-weights folder MindSpore writes for models over 2 GB
-        raise
     return path
 
 

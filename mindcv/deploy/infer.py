@@ -1,10 +1,10 @@
 """Classify image files: find them, preprocess them like the evaluation pipeline, batch, and rank classes.
 
-Preprocessing follows the model's ``pretrained_cfg`` (``input_size``, ``crop_pct``, ``interpolation``,
-``mean``, ``std``) and uses the same MindSpore vision operations as ``create_transforms(...,
-is_training=False)``: resize the shorter side to ``floor(size / crop_pct)``, centre-crop ``size``,
-normalise. Images are decoded with PIL (any mode is converted to RGB) so that a broken file is
-reported by name and can be skipped without stopping the run.
+Preprocessing is :func:`mindcv.data.resolve_data_config`'s (the model's ``pretrained_cfg`` with any override)
+and uses the same MindSpore vision operations and resize arithmetic as ``create_transforms(...,
+is_training=False)``: resize the shorter side to ``floor(size / crop_pct)``, centre-crop ``size``, normalise.
+Images are decoded with PIL (any mode is converted to RGB) so that a broken file is reported by name and can be
+skipped without stopping the run.
 
 Class names come, in this order, from a names file, the ``class_names`` metadata of a checkpoint
 trained on an image folder (a JSON list or newline-separated string), or the ImageNet-1k names
@@ -13,7 +13,6 @@ shipped with the package when the model has 1000 classes.
 
 import json
 import logging
-import math
 import os
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
@@ -25,15 +24,11 @@ import mindspore as ms
 from mindspore import nn
 from mindspore.dataset import vision
 
-from ..data.constants import (
-    DEFAULT_CROP_PCT,
-    DEFAULT_INTERPOLATION,
-    IMAGE_EXTENSIONS,
-    IMAGENET_DEFAULT_MEAN,
-    IMAGENET_DEFAULT_STD,
-)
-from ..data.transforms_factory import INTERPOLATIONS
-from .errors import CheckpointError, ConfigError, DatasetError
+from ..data.constants import IMAGE_EXTENSIONS
+from ..data.transforms_factory import INTERPOLATIONS, eval_resize_size
+from ..errors import CheckpointError, ConfigError, DatasetError
+from ..models import create_model, get_pretrained_cfg
+from ..utils.checkpoint import read_checkpoint, split_checkpoint
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -45,7 +40,6 @@ __all__ = [
     "resolve_class_names",
     "checkpoint_info",
     "build_inference_model",
-    "resolve_data_config",
     "preprocess_image",
     "softmax",
     "topk",
@@ -206,8 +200,6 @@ def checkpoint_info(path: str) -> Tuple[Dict[str, Tuple[int, ...]], Dict[str, An
     Raises:
         CheckpointError: a missing or corrupt file.
     """
-    from .checkpoint import read_checkpoint, split_checkpoint
-
     tensors, meta = split_checkpoint(read_checkpoint(path))
     return {name: tuple(int(d) for d in value.shape) for name, value in tensors.items()}, meta
 
@@ -237,8 +229,6 @@ def build_inference_model(
         ConfigError: both weights sources, or a model name that contradicts the checkpoint's.
         CheckpointError: a missing, corrupt or non-fitting checkpoint.
     """
-    from ..models import create_model, get_pretrained_cfg
-
     metadata: Dict[str, Any] = {}
     if ckpt_path:
         if pretrained:
@@ -279,47 +269,12 @@ def build_inference_model(
     return model, metadata
 
 
-def resolve_data_config(
-    pretrained_cfg: Dict[str, Any],
-    image_size: Optional[int] = None,
-    crop_pct: Optional[float] = None,
-    interpolation: Optional[str] = None,
-) -> Dict[str, Any]:
-    """The preprocessing settings: the model cfg's, with any given override.
-
-    Args:
-        pretrained_cfg: ``model.pretrained_cfg``.
-        image_size: square crop size; default ``input_size[-1]`` of the cfg.
-        crop_pct: centre-crop fraction in (0, 1]; default the cfg's (0.875).
-        interpolation: ``nearest``, ``bilinear``, ``bicubic`` or ``area``; default the cfg's.
-
-    Returns:
-        ``{"image_size", "crop_pct", "interpolation", "mean", "std"}``.
-    """
-    size = image_size if image_size is not None else int(pretrained_cfg.get("input_size", (3, 224, 224))[-1])
-    pct = crop_pct if crop_pct is not None else float(pretrained_cfg.get("crop_pct", DEFAULT_CROP_PCT))
-    inter = (interpolation or pretrained_cfg.get("interpolation") or DEFAULT_INTERPOLATION).lower()
-    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-        raise ConfigError(f"image_size={image_size!r} must be a positive integer, e.g. 224")
-    if not 0 < pct <= 1:
-        raise ConfigError(f"crop_pct={crop_pct!r} must lie in (0, 1], e.g. 0.875 (1.0: no crop)")
-    if inter not in INTERPOLATIONS:
-        raise ConfigError(f"interpolation={interpolation!r} is not one of {', '.join(INTERPOLATIONS)}")
-    return {
-        "image_size": size,
-        "crop_pct": pct,
-        "interpolation": inter,
-        "mean": tuple(float(m) for m in pretrained_cfg.get("mean", IMAGENET_DEFAULT_MEAN)),
-        "std": tuple(float(s) for s in pretrained_cfg.get("std", IMAGENET_DEFAULT_STD)),
-    }
-
-
 def preprocess_image(path: str, data_config: Dict[str, Any]) -> np.ndarray:
     """Decode, resize, centre-crop and normalise one image, as evaluation does.
 
     Args:
         path: image file.
-        data_config: from :func:`resolve_data_config`.
+        data_config: from :func:`mindcv.data.resolve_data_config`.
 
     Returns:
         float32 array (3, size, size).
@@ -335,7 +290,7 @@ def preprocess_image(path: str, data_config: Dict[str, Any]) -> np.ndarray:
     size = data_config["image_size"]
     inter = INTERPOLATIONS[data_config["interpolation"]]
     # Same arithmetic and ops as the evaluation transform, so infer agrees with validate.py.
-    resized = vision.Resize(int(math.floor(size / data_config["crop_pct"])), interpolation=inter)(rgb)
+    resized = vision.Resize(eval_resize_size(size, data_config["crop_pct"]), interpolation=inter)(rgb)
     cropped = vision.CenterCrop(size)(resized).astype(np.float32) / 255.0
     mean = np.asarray(data_config["mean"], dtype=np.float32)
     std = np.asarray(data_config["std"], dtype=np.float32)
@@ -380,7 +335,7 @@ def classify_files(
         model: the network (put in eval mode here).
         files: image paths, e.g. from :func:`list_images`.
         class_names: one name per model output.
-        data_config: from :func:`resolve_data_config`.
+        data_config: from :func:`mindcv.data.resolve_data_config`.
         batch_size: images per forward pass.
         k: classes reported per image (capped at the number of classes).
         strict: raise on the first unreadable image instead of skipping it with a warning.

@@ -22,16 +22,15 @@ writing into it at the same time.
 import contextlib
 import json
 import os
-import secrets
 from dataclasses import dataclass
 from typing import Any, Dict, Iterator, List, Optional, Sequence
 
 import mindspore as ms
 from mindspore import Parameter, nn
 
-from .checkpoint import clean_stale_temporaries, read_checkpoint, save_checkpoint_atomic, split_checkpoint
-from .download import FileLockTimeout, file_lock
-from .errors import CheckpointError, ConfigError
+from ..errors import CheckpointError, ConfigError
+from ..utils.checkpoint import clean_stale_temporaries, read_checkpoint, save_checkpoint_atomic, split_checkpoint
+from ..utils.fs import FileLockTimeout, atomic_path, file_lock, temporary_path
 
 __all__ = [
     "CheckpointManager",
@@ -68,7 +67,7 @@ def prepare_output_dir(path: str) -> str:
     folder = os.path.abspath(os.path.expanduser(path))
     try:
         os.makedirs(folder, exist_ok=True)
-        probe = os.path.join(folder, f".write-test-{os.getpid()}-{secrets.token_hex(3)}")
+        probe = temporary_path(os.path.join(folder, "write-test"))
         with open(probe, "w", encoding="utf-8") as f:
             f.write("ok")
         os.unlink(probe)
@@ -92,13 +91,8 @@ def run_lock(folder: str) -> Iterator[None]:
             # Only now is it certain that no other writer is active: temporaries are leftovers of a crash.
             clean_stale_temporaries(folder, max_age_s=0)
             yield
-    except FileLockTimeout:
-        holder = "another process"
-        try:
-            with open(os.path.join(folder, f".{_LOCK_NAME}.lock"), encoding="utf-8") as f:
-                holder = f.read().strip() or holder
-        except OSError:
-            pass
+    except FileLockTimeout as e:
+        holder = e.holder if e.holder != "unknown" else "another process"
         raise ConfigError(
             f"another training run ({holder}) is writing into {folder}; wait for it to finish or stop it, or choose "
             "another --ckpt_save_dir"
@@ -347,14 +341,9 @@ class CheckpointManager:
 
     def _link_last(self, path: str) -> bool:
         """Point ``-last`` at ``path`` with a hard link renamed into place (atomic); False if links are unsupported."""
-        tmp = os.path.join(self.folder, f".{os.path.basename(self.last_path)}.tmp-{os.getpid()}-link.ckpt")
         try:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            os.link(path, tmp)
-            os.replace(tmp, self.last_path)
+            with atomic_path(self.last_path, ".ckpt") as tmp:
+                os.link(path, tmp)
             return True
         except OSError:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
             return False

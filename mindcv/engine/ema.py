@@ -11,7 +11,7 @@ weights and the BN moving mean/variance, like timm's ``ModelEmaV2`` which averag
 
 The averages live in Parameters named ``ema.<network parameter name>`` plus the update counter ``ema.updates``; they
 are ordinary Parameters of this Cell, so they are saved and restored with the train step (see
-:meth:`mindcv.utils.train_step.TrainStep.state_parameters`). To evaluate with the averaged weights::
+:meth:`mindcv.engine.train_step.TrainStep.state_parameters`). To evaluate with the averaged weights::
 
     with ema.swapped():          # network now holds the EMA weights
         evaluate(network)
@@ -28,7 +28,7 @@ import mindspore as ms
 from mindspore import Parameter, ParameterTuple, Tensor, nn, ops
 from mindspore.ops import functional as F
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 __all__ = ["EMA", "EMA_PREFIX", "ema_to_network_names"]
 
@@ -65,7 +65,7 @@ class _Swapper(nn.Cell):
 class EMA(nn.Cell):
     """Exponential moving average of a network's floating-point parameters.
 
-    Call the Cell (``ema()``) once after each optimizer update; :class:`~mindcv.utils.train_step.TrainStep` does this
+    Call the Cell (``ema()``) once after each optimizer update; :class:`~mindcv.engine.train_step.TrainStep` does this
     inside its compiled step when given ``ema=EMA(network, ...)``.
 
     Args:

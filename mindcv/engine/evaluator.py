@@ -1,10 +1,10 @@
 """Top-1, top-5 and loss over every sample of an evaluation loader, summed over ranks.
 
 The last, smaller batch is padded to the full batch size with label -1 and masked out, so it counts
-exactly and the compiled graph keeps one input shape (a second shape would cost a second compile,
-15-20 s for a ResNet-50 on CPU). Per-batch sums stay on the device until the end of the pass: one
-host read per evaluation. In a distributed run each rank evaluates its shard (disjoint, together
-complete) and the sums are all-reduced, so the metrics are correct/total over the whole split.
+exactly and the compiled graph keeps one input shape (a second shape would cost a second graph
+compilation). Per-batch sums stay on the device until the end of the pass: one host read per
+evaluation. In a distributed run each rank evaluates its shard (disjoint, together complete) and the
+sums are all-reduced, so the metrics are correct/total over the whole split.
 """
 
 import csv
@@ -18,8 +18,9 @@ import mindspore as ms
 import mindspore.dataset as ds
 from mindspore import Tensor, nn, ops
 
-from .distributed import all_reduce_sum
-from .errors import ConfigError
+from ..errors import ConfigError
+from ..utils.distributed import all_reduce_sum
+from ..utils.fs import atomic_write
 
 __all__ = ["Evaluator", "check_results_file", "save_results"]
 
@@ -43,8 +44,7 @@ def check_results_file(path: str) -> None:
 def save_results(path: str, results: Dict[str, Any]) -> str:
     """Write one evaluation's results as JSON (an object) or CSV (a header and one row), by extension."""
     check_results_file(path)
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8", newline="") as f:
+    with atomic_write(path, newline="") as f:
         if path.lower().endswith(".json"):
             json.dump(results, f, indent=2)
             f.write("\n")
@@ -52,7 +52,6 @@ def save_results(path: str, results: Dict[str, Any]) -> str:
             writer = csv.DictWriter(f, fieldnames=list(results))
             writer.writeheader()
             writer.writerow(results)
-    os.replace(tmp, path)
     return path
 
 

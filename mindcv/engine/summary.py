@@ -9,6 +9,8 @@ import math
 import os
 from typing import Any, Dict, List, Optional
 
+from ..utils.fs import atomic_write
+
 __all__ = ["TrainingSummary", "SUMMARY_COLUMNS", "plot_curves"]
 
 SUMMARY_COLUMNS = ["epoch", "lr", "train_loss", "val_top1", "val_top5", "val_loss", "epoch_time_s", "img_per_s"]
@@ -49,12 +51,10 @@ class TrainingSummary:
         self._write()
 
     def _write(self) -> None:
-        tmp = f"{self.csv_path}.tmp-{os.getpid()}"
-        with open(tmp, "w", newline="", encoding="utf-8") as f:
+        with atomic_write(self.csv_path, newline="") as f:
             writer = csv.DictWriter(f, fieldnames=SUMMARY_COLUMNS, extrasaction="ignore")
             writer.writeheader()
             writer.writerows(self.rows)
-        os.replace(tmp, self.csv_path)
 
     def add(self, row: Dict[str, Any]) -> None:
         """Append one epoch (keys from :data:`SUMMARY_COLUMNS`; missing ones stay empty)."""
@@ -99,7 +99,8 @@ def plot_curves(rows: List[Dict[str, str]], path: str, title: Optional[str] = No
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    tmp = f"{path}.tmp-{os.getpid()}.png"
-    fig.savefig(tmp, dpi=80)
-    plt.close(fig)
-    os.replace(tmp, path)
+    try:
+        with atomic_write(path, "wb") as f:
+            fig.savefig(f, format="png", dpi=80)
+    finally:
+        plt.close(fig)

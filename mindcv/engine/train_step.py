@@ -16,12 +16,12 @@ Order of operations in a step::
     if finite: optimizer(grads); ema()                    (skip_nonfinite, the default: skipped whatever the scaling)
 
 ``skip_nonfinite=False`` drops that branch and applies every update, reporting a non-finite one in ``overflow``
-(with a fixed scale :class:`~mindcv.utils.trainer.Trainer` stops on it anyway, keeping the last checkpoint; timm
+(with a fixed scale :class:`~mindcv.engine.trainer.Trainer` stops on it anyway, keeping the last checkpoint; timm
 and MindSpore's ``TrainOneStepCell`` neither check nor skip). MindSpore's runtime pays per kernel inside the
-branch: with ``nn.Momentum``'s 343 update kernels it cost ~8-10 ms per res2net50 step at 32x32 on a 2-core CPU
-(5 %), and without the branch the kernel order changed and res2net50_v1b's training peak at 224 rose from 5.4 to
-6.2 GiB. With the CPU default :class:`~mindcv.optim.fused.FusedMomentum` (one update kernel) skipping and not
-skipping measure the same (192.4 vs 190.8 img/s), so skipping stays the default.
+branch, so with ``nn.Momentum``'s 343 update kernels it cost a measurable share of a small step; without the branch
+the kernel order changed and res2net50_v1b's training peak at 224 rose. With the CPU default
+:class:`~mindcv.optim.fused.FusedMomentum` (one update kernel) skipping and not skipping measure the same, so
+skipping stays the default (figures: ``docs/performance.md``).
 
 BatchNorm moving statistics are updated by the forward pass itself, so they change even on a skipped update (as in
 MindSpore's ``TrainOneStepWithLossScaleCell``). An overflow confined to the scaled backward pass leaves them finite;
@@ -48,8 +48,8 @@ import mindspore as ms
 from mindspore import Parameter, Tensor, nn, ops
 from mindspore.ops import functional as F
 
+from ..errors import ConfigError
 from .ema import EMA
-from .errors import ConfigError
 
 __all__ = ["TrainStep", "AMP_LEVELS", "LOSS_SCALE_TYPES"]
 
@@ -95,14 +95,14 @@ class TrainStep(nn.Cell):
         gradient_accumulation_steps: Micro-batches per update. Each call adds its gradients to buffers; every N-th
             call applies their mean, so the optimizer's step counter and the learning-rate schedule advance once
             per N calls. Batch-norm statistics still update on every micro-batch.
-        ema: Optional :class:`~mindcv.utils.ema.EMA` of ``network``, updated after each applied update.
+        ema: Optional :class:`~mindcv.engine.ema.EMA` of ``network``, updated after each applied update.
         distribute: Average gradients over all ranks with ``nn.DistributedGradReducer`` (needs
             ``mindspore.communication.init()`` before construction, e.g. under ``msrun``). Gradients are reduced on
             every micro-step, outside any branch, so every rank runs the same collectives.
         check_gradients: Test every gradient for inf/NaN before the update. ``None`` (default) does so when it can
             matter, i.e. with AMP or a loss scale other than a fixed 1; plain float32 training then checks only the
             loss, whose non-finite value accompanies a non-finite gradient. The full check costs an IsFinite and a
-            ReduceAll per parameter: 14% of a res2net50 step at 32x32 on a 2-core CPU.
+            ReduceAll per parameter, a noticeable share of a small-input step (see docs/performance.md).
         skip_nonfinite: Leave weights, optimizer state and EMA untouched when the check fails (default). ``False``
             applies every update (see the module docstring for the trade-off); ``overflow`` is returned either way.
 

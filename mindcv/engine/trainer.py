@@ -4,7 +4,7 @@ Per epoch ``e`` (0-based):
 
 1. the dataset engine is reseeded with ``epoch_seed(seed, e)`` and the epoch's pipeline is built, so the
    batches of epoch ``e`` are the same whether the run started at 0 or was resumed at ``e``;
-2. every batch goes through the compiled :class:`~mindcv.utils.train_step.TrainStep`, which returns
+2. every batch goes through the compiled :class:`~mindcv.engine.train_step.TrainStep`, which returns
    ``(loss, overflow)`` as device tensors; they are read back only every ``log_interval`` steps (one
    host sync, then the progress bar or a log line), so the device is never stalled in between;
 3. a non-finite loss (or an update skipped for non-finite gradients) stops the run with its global
@@ -25,10 +25,10 @@ import numpy as np
 import mindspore.dataset as ds
 from mindspore import Parameter, Tensor, nn
 
+from ..errors import ConfigError, MindCVError
+from ..utils.seed import seed_epoch_data
 from .checkpoint_manager import CheckpointManager
-from .errors import ConfigError, MindCVError
 from .evaluator import Evaluator
-from .seed import seed_epoch_data
 from .summary import TrainingSummary
 
 __all__ = ["Trainer", "NonFiniteLossError", "build_epoch_loader", "describe_schedule"]
@@ -57,7 +57,7 @@ def build_epoch_loader(make_loader: Callable[[int], ds.Dataset], seed: int, epoc
 
 
 class Trainer:
-    """Runs epochs of a :class:`~mindcv.utils.train_step.TrainStep` with evaluation and checkpoints.
+    """Runs epochs of a :class:`~mindcv.engine.train_step.TrainStep` with evaluation and checkpoints.
 
     Args:
         train_step: The compiled step; its ``state_parameters()`` are what checkpoints hold.

@@ -76,10 +76,11 @@ class CrossEntropySmooth(_LossWithAux):
     def _fused(self, logits: Tensor, labels: Tensor) -> Tensor:
         """Unweighted (N, C) logits: MindSpore's fused softmax cross-entropy kernel, which also returns the gradient.
 
-        ``ops.cross_entropy`` takes ~37 kernel launches per training step (log-softmax, gather, smoothing term,
-        reduction and their gradients); this takes 3 (one-hot, the fused kernel, one Mul for its gradient), ~1 ms per
-        step less on a 2-core CPU. The smoothed target of hard labels comes from one one-hot kernel with the
-        smoothed on/off values, so hard labels must be valid class indices (no ``ignore_index``).
+        ``ops.cross_entropy`` launches a chain of small kernels per training step (log-softmax, gather, smoothing
+        term, reduction and their gradients); this takes 3 (one-hot, the fused kernel, one Mul for its gradient), which
+        shortens a CPU step (measured: ``docs/performance.md``). The smoothed target of hard labels comes from one
+        one-hot kernel with the smoothed on/off values, so hard labels must be valid class indices (no
+        ``ignore_index``).
         """
         num_classes = logits.shape[1]
         off = self.smoothing / num_classes

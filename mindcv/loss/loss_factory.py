@@ -7,7 +7,7 @@ import numpy as np
 import mindspore as ms
 from mindspore import Tensor, nn
 
-from ..utils.errors import ConfigError, unknown_name_error
+from ..errors import ConfigError, unknown_name_error
 from .cross_entropy import BinaryCrossEntropySmooth, CrossEntropySmooth
 
 __all__ = ["create_loss", "list_losses", "loss_kwargs"]

@@ -11,7 +11,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import mindspore as ms
 from mindspore import nn
 
-from ..utils.errors import ConfigError
+from ..errors import ConfigError
 
 __all__ = ["FeatureExtractor"]
 

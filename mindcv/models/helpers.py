@@ -17,7 +17,9 @@ import numpy as np
 import mindspore as ms
 from mindspore import nn
 
-from ..utils.errors import CheckpointError, ConfigError, DownloadError
+from ..errors import CheckpointError, ConfigError, DownloadError
+from ..utils.checkpoint import read_checkpoint, split_checkpoint
+from ..utils.download import download_url, get_cache_dir
 from .features import FeatureExtractor
 from .registry import list_models
 
@@ -148,8 +150,6 @@ def load_params_into_model(
 
 def _read(path: str) -> Dict[str, Any]:
     """Tensors of a checkpoint file (metadata written by the trainer is left out)."""
-    from ..utils.checkpoint import read_checkpoint, split_checkpoint
-
     tensors, _ = split_checkpoint(read_checkpoint(path))
     return tensors
 
@@ -192,8 +192,6 @@ def load_pretrained(
     the freshly initialised classifier; ``in_channels != 3`` adapts the first conv; everything else
     must match exactly.
     """
-    from ..utils.download import download_url, get_cache_dir
-
     url = pretrained_cfg.get("url", "")
     name = pretrained_cfg.get("architecture", type(model).__name__)
     if not url:

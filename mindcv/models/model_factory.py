@@ -4,7 +4,7 @@ from typing import Any, Optional
 
 from mindspore import nn
 
-from ..utils.errors import ConfigError
+from ..errors import ConfigError
 from .registry import model_entrypoint
 
 __all__ = ["create_model"]

@@ -11,7 +11,7 @@ import sys
 from collections import defaultdict
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Set, Union
 
-from ..utils.errors import UnknownNameError
+from ..errors import UnknownNameError
 
 __all__ = [
     "register_model",

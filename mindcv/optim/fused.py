@@ -1,12 +1,12 @@
 """Momentum SGD whose whole update is one CPU kernel (the counterpart of PyTorch's multi-tensor SGD).
 
 MindSpore's ``nn.Momentum`` launches an ``ApplyMomentum`` kernel per parameter, plus a weight-decay kernel per decayed
-parameter: 343 launches per res2net50 step. On the CPU each launch costs MindSpore's runtime ~10-20 us besides the
-kernel itself, and the separate decay pass reads and writes every weight once more. :class:`FusedMomentum` does the
+parameter: 343 launches per res2net50 step. On the CPU each launch costs MindSpore's runtime framework work besides
+the kernel itself, and the separate decay pass reads and writes every weight once more. :class:`FusedMomentum` does the
 same update, ``moment = momentum * moment + (grad + decay * param); param -= lr * moment``, for all parameters in one
 C++ kernel (``csrc/fused_momentum.cc``), run by MindSpore as an ``aot`` Custom operator: one launch and one pass over
-memory. res2net50 training at 32x32, batch 32, 2 CPU cores: the update takes ~10 ms of kernel time instead of ~15,
-and the step is ~5 % faster (in-process A/B). The result equals ``nn.Momentum`` up to float rounding.
+memory, which shortens the update's kernel time and the step (measured: ``docs/performance.md``). The result equals
+``nn.Momentum`` up to float rounding.
 
 The kernel is compiled with the system C++ compiler (``$CXX`` or ``g++``) on first use and cached in
 ``$MINDCV_HOME/kernels`` (``~/.cache/mindcv/kernels``), keyed by the source and the compiler. The operator updates
@@ -32,8 +32,8 @@ import numpy as np
 import mindspore as ms
 from mindspore import Tensor, ops
 
+from ..errors import ConfigError, DownloadError
 from ..utils.download import get_cache_dir
-from ..utils.errors import ConfigError, DownloadError
 from .l2_decay import Momentum
 
 __all__ = ["FusedMomentum", "FusedKernelError", "build_fused_kernel", "KERNEL_SOURCE"]
@@ -175,7 +175,7 @@ class FusedMomentum(Momentum):
         self.assignadd(self.global_step, self.global_step_increase_tensor)
         # Last layer first: MindSpore schedules the backward pass by the order of this operator's inputs. In forward
         # order the weight gradients waited for the whole chain of input gradients, keeping every layer's input
-        # alive meanwhile: res2net50_v1b's training peak at 224 was 6.1 GiB instead of 5.3.
+        # alive meanwhile, which raised res2net50_v1b's training peak at 224 (docs/performance.md).
         args = (lr, self.momentum, self.decays_reversed, self.threads)
         args = args + self._parameters[::-1] + gradients[::-1] + self.moments[::-1]
         return self.fused_update(*args)

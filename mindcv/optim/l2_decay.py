@@ -3,8 +3,8 @@
 MindSpore's optimizers add L2 weight decay as ``grad + weight * wd`` with a ``Mul`` and an ``AddN`` kernel per
 parameter: two passes over every weight and an intermediate the size of the weight. ``AddExt`` (``mint.add`` with
 ``alpha``) computes ``grad + wd * weight`` in one pass, which reads and writes a third less memory and launches
-half the kernels. The update rule is unchanged (equal up to float rounding). On a 2-core CPU this takes ~5 ms of kernel
-time and 86 kernel launches off each res2net50 momentum-SGD step: ~2 % of a step at 32x32, batch 32 (in-process A/B).
+half the kernels. The update rule is unchanged (equal up to float rounding). On the CPU, where small steps are bound by
+per-kernel cost, that shortens every momentum-SGD step (measured: ``docs/performance.md``).
 
 :class:`Momentum` and :class:`SGD` are MindSpore's ``nn.Momentum`` and ``nn.SGD`` with this decay; everything else
 (arguments, parameter groups, state names ``moments``/``accum``/``stat``) is inherited unchanged, so checkpoints and

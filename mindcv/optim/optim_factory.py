@@ -35,7 +35,7 @@ import numpy as np
 import mindspore as ms
 from mindspore import Parameter, Tensor, nn
 
-from ..utils.errors import ConfigError, unknown_name_error
+from ..errors import ConfigError, unknown_name_error
 from .fused import FusedKernelError, FusedMomentum
 from .l2_decay import SGD, Momentum
 from .trust_ratio import LARS, Lamb
@@ -264,7 +264,7 @@ def create_optimizer(
         filter_bias_and_bn: Exempt biases and BN/normalisation parameters from weight decay. The CLI spelling is
             upstream's ``--weight_decay_filter`` (see :data:`WEIGHT_DECAY_FILTERS` and :func:`optimizer_kwargs`).
         loss_scale: Static loss scale the optimizer divides gradients by. Keep 1.0 with
-            :class:`mindcv.utils.train_step.TrainStep`, which unscales the gradients itself. Not supported by adamw.
+            :class:`mindcv.engine.train_step.TrainStep`, which unscales the gradients itself. Not supported by adamw.
         eps: Numerical-stability term of adam, adamw, lamb, rmsprop and lars.
         betas: ``(beta1, beta2)`` of adam, adamw and lamb.
         trust_coefficient: LARS coefficient ``eta``.

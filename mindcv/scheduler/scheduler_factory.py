@@ -39,7 +39,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from ..utils.errors import ConfigError, unknown_name_error
+from ..errors import ConfigError, unknown_name_error
 
 __all__ = ["create_scheduler", "list_schedulers", "scheduler_lr_at", "scheduler_kwargs"]
 

@@ -1,15 +1,15 @@
-"""Shared utilities: errors, downloads, checkpoint files, the train step and EMA."""
+"""The ground floor: file helpers, downloads, the checkpoint file format, runtime setup, logging, seeds and
+distributed helpers. Modules here import only the standard library, numpy, mindspore and :mod:`mindcv.errors`.
 
-from .checkpoint import (
-    clean_stale_temporaries,
-    is_temporary_checkpoint,
-    read_checkpoint,
-    save_checkpoint_atomic,
-    split_checkpoint,
-)
-from .download import FileLockTimeout, download_url, file_lock, get_cache_dir, hash_file
-from .ema import EMA, ema_to_network_names
-from .errors import (
+``TrainStep`` and ``EMA`` live in :mod:`mindcv.engine`; ``mindcv.utils.TrainStep`` and ``mindcv.utils.EMA`` stay
+valid (they were exported here, as upstream MindCV does) and resolve on first use, so importing this package
+never loads the engine.
+"""
+
+import importlib
+from typing import Any
+
+from ..errors import (
     CheckpointError,
     ConfigError,
     DatasetError,
@@ -18,22 +18,53 @@ from .errors import (
     UnknownNameError,
     unknown_name_error,
 )
-from .train_step import TrainStep
+from .checkpoint import (
+    clean_stale_temporaries,
+    is_temporary_checkpoint,
+    read_checkpoint,
+    save_checkpoint_atomic,
+    split_checkpoint,
+)
+from .download import download_url, get_cache_dir, hash_file
+from .fs import (
+    FileLockTimeout,
+    atomic_path,
+    atomic_write,
+    atomic_write_text,
+    file_lock,
+    fsync_dir,
+    is_temporary,
+    new_file_mode,
+    temporary_path,
+    unlink_quiet,
+)
+
+#: Names kept here for existing imports, and the module that defines each.
+COMPAT_ALIASES = {
+    "TrainStep": "mindcv.engine.train_step",
+    "EMA": "mindcv.engine.ema",
+    "ema_to_network_names": "mindcv.engine.ema",
+}
 
 __all__ = [
     "MindCVError",
     "ConfigError",
     "UnknownNameError",
     "unknown_name_error",
-    "TrainStep",
-    "EMA",
-    "ema_to_network_names",
     "CheckpointError",
     "DatasetError",
     "DownloadError",
     "FileLockTimeout",
+    "atomic_path",
+    "atomic_write",
+    "atomic_write_text",
     "download_url",
     "file_lock",
+    "fsync_dir",
+    "is_temporary",
+    "new_file_mode",
+    "temporary_path",
+    "unlink_quiet",
     "get_cache_dir",
     "hash_file",
     "save_checkpoint_atomic",
@@ -41,4 +72,11 @@ __all__ = [
     "split_checkpoint",
     "is_temporary_checkpoint",
     "clean_stale_temporaries",
+    *COMPAT_ALIASES,
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in COMPAT_ALIASES:
+        return getattr(importlib.import_module(COMPAT_ALIASES[name]), name)
+    raise AttributeError(f"module 'mindcv.utils' has no attribute '{name}'")

@@ -4,7 +4,8 @@
 ``<name>.tmp`` and renames it, leaving nothing at the old name if the process dies in between, and
 it makes the file read-only (0400). :func:`save_checkpoint_atomic` lets MindSpore write a unique,
 hidden temporary file next to the target and ``os.replace``-s it onto the target only once it is
-complete and on disk, so ``path`` always holds either the previous checkpoint or the new one.
+complete and on disk (:func:`mindcv.utils.fs.atomic_path`), so ``path`` always holds either the
+previous checkpoint or the new one.
 
 Temporary names look like ``.<target name>.tmp-<pid>-<random>.ckpt``: the leading dot hides them from
 ``glob("*.ckpt")`` and from ``ls``, and :func:`is_temporary_checkpoint` recognises them (and
@@ -22,7 +23,6 @@ import json
 import logging
 import os
 import re
-import secrets
 import tempfile
 import time
 from typing import Any, Dict, Iterator, List, Optional, Tuple
@@ -32,7 +32,9 @@ import numpy as np
 import mindspore as ms
 from mindspore import Parameter, Tensor
 
-from .errors import CheckpointError
+from ..errors import CheckpointError
+from .fs import atomic_path, is_temporary
+from .logger import mindspore_log_muted
 
 __all__ = [
     "META_KEY",
@@ -47,10 +49,8 @@ _logger = logging.getLogger(__name__)
 
 #: Reserved entry holding the JSON record of the metadata keys written through ``append_dict``.
 META_KEY = "__meta_keys__"
-_TEMP_MARKER = ".tmp-"
 _FORMATS = {".ckpt": "ckpt", ".safetensors": "safetensors"}
 _META_TYPES = ("int", "float", "bool", "str", "tensor")
-_FILE_MODE: Optional[int] = None
 
 
 def is_temporary_checkpoint(filename: str) -> bool:
@@ -59,8 +59,7 @@ def is_temporary_checkpoint(filename: str) -> bool:
     Args:
         filename: A file name or path.
     """
-    name = os.path.basename(filename)
-    return name.startswith(".") and _TEMP_MARKER in name
+    return is_temporary(filename)
 
 
 def clean_stale_temporaries(folder: str, max_age_s: float = 3600.0) -> List[str]:
@@ -96,27 +95,6 @@ def clean_stale_temporaries(folder: str, max_age_s: float = 3600.0) -> List[str]
     if removed:
         _logger.info("Removed %d stale temporary checkpoint file(s) from %s", len(removed), folder)
     return removed
-
-
-@contextlib.contextmanager
-def _quiet_mindspore() -> Iterator[None]:
-    """Hide MindSpore's CRITICAL log lines while we turn the same failure into one clear error."""
-    try:
-        from mindspore import log as ms_log
-
-        ms_logger = ms_log._get_logger()  # private, but the only handle on MindSpore's own logger
-    except Exception:  # a MindSpore without it: just show its lines
-        yield
-        return
-
-    def drop_critical(record: logging.LogRecord) -> bool:
-        return record.levelno < logging.CRITICAL
-
-    ms_logger.addFilter(drop_critical)
-    try:
-        yield
-    finally:
-        ms_logger.removeFilter(drop_critical)
 
 
 def _format_of(path: str, format: Optional[str]) -> str:
@@ -201,41 +179,6 @@ def _encode_append_dict(append_dict: Optional[Dict[str, Any]], fmt: str, names: 
     return out
 
 
-def _file_mode() -> int:
-    """0o666 minus the umask, i.e. what a freshly created ordinary file gets."""
-    global _FILE_MODE
-    if _FILE_MODE is None:
-        mask = os.umask(0)
-        os.umask(mask)
-        _FILE_MODE = 0o666 & ~mask
-    return _FILE_MODE
-
-
-def _unlink_quiet(path: str) -> None:
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
-    except OSError as e:
-        _logger.warning("Could not remove temporary file %s: %s", path, e)
-
-
-def _fsync_path(path: str, directory: bool = False) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        if directory:
-            return  # Windows cannot open folders; the rename is atomic anyway
-        raise
-    try:
-        os.fsync(fd)
-    except OSError:
-        if not directory:
-            raise
-    finally:
-        os.close(fd)
-
-
 def _errno_of(exc: BaseException) -> Optional[int]:
     """The errno behind an exception, also when a library (safetensors) reports it only as text."""
     code = getattr(exc, "errno", None)
@@ -291,7 +234,7 @@ def save_checkpoint_atomic(
     """
     path = os.path.abspath(os.fspath(path))
     fmt = _format_of(path, format)
-    folder, name = os.path.split(path)
+    folder = os.path.dirname(path)
     if os.path.isdir(path):
         raise CheckpointError(f"cannot save checkpoint {path}: a folder of that name exists; choose another name")
     try:
@@ -300,28 +243,55 @@ def save_checkpoint_atomic(
         raise CheckpointError(_save_failure(path, e)) from e
     encoded = _encode_append_dict(append_dict, fmt, _param_names(save_obj))
 
-    tmp = os.path.join(folder, f".{name}{_TEMP_MARKER}{os.getpid()}-{secrets.token_hex(4)}.{fmt}")
-    ms_tmp = os.path.splitext(tmp)[0] + ".tmp"  # MindSpore's own intermediate name for `tmp`
     try:
-        with _quiet_mindspore():
-            ms.save_checkpoint(_normalise_save_obj(save_obj), tmp, append_dict=encoded, format=fmt)
-        if not os.path.isfile(tmp):  # MindSpore only logs a warning when its own rename fails
-            raise OSError(errno.ENOENT, f"MindSpore did not produce {tmp}")
-        os.chmod(tmp, _file_mode())
-        _fsync_path(tmp)
-        os.replace(tmp, path)
-    except BaseException as e:  # KeyboardInterrupt included: the temporary files must not survive
-        _unlink_quiet(tmp)
-        _unlink_quiet(ms_tmp)
+        # MindSpore checks the extension, writes `<tmp without extension>.tmp` first, and makes the file 0400.
+        with atomic_path(path, f".{fmt}", sidecars=(".tmp",), chmod=True) as tmp:
+            with mindspore_log_muted(logging.CRITICAL):
+                ms.save_checkpoint(_normalise_save_obj(save_obj), tmp, append_dict=encoded, format=fmt)
+            if not os.path.isfile(tmp):  # MindSpore only logs a warning when its own rename fails
+                raise OSError(errno.ENOENT, f"MindSpore did not produce {tmp}")
+    except BaseException as e:  # the temporary files are gone already; only the error is translated
         if isinstance(e, OSError) or _errno_of(e) is not None:
             raise CheckpointError(_save_failure(path, e)) from e
         raise
-    _fsync_path(folder, directory=True)
     return path
 
 
+def _available_memory() -> Optional[int]:
+    """Bytes the kernel can hand out now, page cache included (``MemAvailable``); None where it does not say."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+@contextlib.contextmanager
+def _memory_check_counts_page_cache() -> Iterator[None]:
+    """Make MindSpore's pre-load size check of ``.ckpt`` files count reclaimable page cache as free.
+
+    MindSpore 2.10 refuses a ``.ckpt`` larger than ``sysconf(SC_AVPHYS_PAGES)``, the strictly unused memory, which on
+    a machine whose page cache fills its RAM is a few hundred MB even with gigabytes available: a 280 MB res2net50
+    checkpoint then fails to load with "exceeds current available memory". Only for the duration of one load, the
+    check reads ``MemAvailable`` instead, the kernel's own estimate of what can be allocated without swapping.
+    """
+    serialization = getattr(ms.train, "serialization", None)
+    original = getattr(serialization, "_get_available_memory", None)
+    if original is None or _available_memory() is None:  # another MindSpore, or not Linux: leave its check alone
+        yield
+        return
+    serialization._get_available_memory = _available_memory
+    try:
+        yield
+    finally:
+        serialization._get_available_memory = original
+
+
 def _load(path: str, fmt: str) -> Dict[str, Any]:
-    with _quiet_mindspore():
+    with mindspore_log_muted(logging.CRITICAL), _memory_check_counts_page_cache():
         return ms.load_checkpoint(path, format=fmt)
 
 

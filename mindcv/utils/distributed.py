@@ -17,7 +17,7 @@ import numpy as np
 import mindspore as ms
 from mindspore import Tensor, nn, ops
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 __all__ = ["init_distributed", "launched_by_launcher", "all_reduce_sum", "LAUNCH_HINT"]
 

@@ -1,4 +1,4 @@
-"""Verified HTTPS downloads into the mindcv cache, and a cross-process file lock.
+"""Verified HTTPS downloads into the mindcv cache.
 
 A download streams into a hidden temporary file in the target folder, is hashed while it is written,
 checked against the advertised length and the expected hash, flushed to disk and only then renamed
@@ -10,14 +10,11 @@ Only ``https://`` is accepted, redirects included: a checkpoint or dataset fetch
 could be replaced in transit, and there is deliberately no fallback to http or to unverified TLS.
 """
 
-import contextlib
-import errno
 import hashlib
 import http.client
 import logging
 import os
 import re
-import secrets
 import socket
 import ssl
 import sys
@@ -25,22 +22,16 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from typing import Iterator, List, Optional, Tuple
+from typing import List, Optional, Tuple
 
-from .errors import DownloadError, MindCVError
-
-try:  # POSIX
-    import fcntl
-except ImportError:  # pragma: no cover - Windows
-    fcntl = None  # type: ignore[assignment]
+from ..errors import DownloadError
+from .fs import atomic_write
 
 __all__ = [
     "get_cache_dir",
     "download_url",
     "hash_file",
     "sha256_prefix_from_name",
-    "file_lock",
-    "FileLockTimeout",
 ]
 
 #: Environment variable overriding the default per-read timeout of downloads (seconds).
@@ -56,10 +47,6 @@ _STALE_PART_AGE_S = 3600.0
 _HEX = re.compile(r"^[0-9a-f]+$")
 # Upstream MindCV (and torch.hub) names files `<name>-<first 8+ hex digits of the SHA-256>.<ext>`.
 _NAME_HASH = re.compile(r"-([0-9a-f]{8,64})\.[A-Za-z0-9]+$")
-
-
-class FileLockTimeout(MindCVError, TimeoutError):
-    """Another process held a :func:`file_lock` for longer than the caller was willing to wait."""
 
 
 class _RetryableDownloadError(DownloadError):
@@ -188,27 +175,6 @@ def _remove_stale_parts(folder: str, filename: str) -> None:
                 pass  # another process removed or renamed it first
 
 
-def _fsync_dir(folder: str) -> None:
-    """Persist a rename: without this a power cut can lose the new directory entry."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return  # e.g. Windows cannot open directories; the rename is still atomic
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _unlink_quiet(path: str) -> None:
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
-
-
 class _HttpsOnlyRedirects(urllib.request.HTTPRedirectHandler):
     """Follow redirects, but refuse any that leaves https."""
 
@@ -297,13 +263,11 @@ def _download_once(
     ssl_context: Optional[ssl.SSLContext],
 ) -> None:
     """One attempt: stream into a unique temporary file, verify, fsync and rename onto ``dest``."""
-    folder, filename = os.path.split(dest)
-    tmp = os.path.join(folder, f".{filename}.{os.getpid()}.{secrets.token_hex(4)}.part")
-    # O_EXCL: the name is ours alone; 0o666 lets the umask give the cache's usual permissions.
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+    filename = os.path.basename(dest)
     bar = None
     try:
-        with os.fdopen(fd, "wb") as out:
+        # ".part": the ending that _remove_stale_parts looks for, and that users know as an unfinished download.
+        with atomic_write(dest, "wb", suffix=".part") as out:
             with _open(url, dest, timeout, ssl_context) as response:
                 length = response.headers.get("Content-Length")
                 total = int(length) if length and length.isdigit() else None
@@ -351,16 +315,9 @@ def _download_once(
                     f"download of {url} failed: {problem}; the file on the server is corrupt or was replaced, "
                     f"nothing was saved: retry later, or place a verified copy at {dest}"
                 )
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, dest)
-    except BaseException:  # KeyboardInterrupt included: never leave a partial file behind
-        _unlink_quiet(tmp)
-        raise
     finally:
         if bar is not None:
             bar.close()
-    _fsync_dir(folder)
 
 
 def _default_timeout() -> float:
@@ -464,92 +421,3 @@ def download_url(
                 f"cannot download {url}: writing into {folder} failed ({e.strerror or e}); free space or choose "
                 f"another folder (set {_CACHE_ENV})"
             ) from e
-
-
-def _lock_path(path: str) -> str:
-    folder, name = os.path.split(os.path.abspath(path))
-    return os.path.join(folder, f".{name}.lock")
-
-
-def _try_lock(fd: int) -> bool:
-    """Take an exclusive lock without blocking; False when another open file description holds it."""
-    try:
-        if fcntl is not None:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        else:  # pragma: no cover - Windows: lock the first byte instead
-            import msvcrt
-
-            os.lseek(fd, 0, os.SEEK_SET)
-            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
-        return True
-    except OSError as e:
-        if e.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK, errno.EDEADLK):
-            return False
-        raise
-
-
-def _unlock(fd: int) -> None:
-    if fcntl is not None:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-    else:  # pragma: no cover - Windows
-        import msvcrt
-
-        os.lseek(fd, 0, os.SEEK_SET)
-        msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
-
-
-@contextlib.contextmanager
-def file_lock(path: str, timeout: Optional[float] = None, poll_interval: float = 0.1) -> Iterator[str]:
-    """Hold an exclusive inter-process lock on ``path`` for the duration of a ``with`` block.
-
-    The lock is an OS file lock (``flock``) on the hidden file ``.<name>.lock`` next to ``path``, so
-    the OS releases it when the holder exits or is killed: a crashed process never leaves it stuck.
-    The lock file itself stays (deleting it would let two processes lock different files). Use it
-    where one process must do the work while the others wait, e.g. one rank downloading a dataset:
-
-        with file_lock(archive_path, timeout=3600):
-            download_url(url, root=folder, md5=...)   # the first holder downloads, the rest hit the cache
-
-    The lock is per open file, not per thread: taking it twice in one process blocks the second taker.
-
-    Args:
-        path: The file or folder being protected (it need not exist; its parent folder is created).
-        timeout: Seconds to wait; None waits indefinitely, 0 tries exactly once.
-        poll_interval: Seconds between attempts while waiting.
-
-    Yields:
-        The path of the lock file.
-
-    Raises:
-        FileLockTimeout: The lock was still held by another process after ``timeout`` seconds.
-    """
-    lock = _lock_path(path)
-    os.makedirs(os.path.dirname(lock), exist_ok=True)
-    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
-    try:
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while not _try_lock(fd):
-            if deadline is not None and time.monotonic() >= deadline:
-                try:
-                    with open(lock, encoding="utf-8", errors="replace") as f:
-                        holder = f.read().strip() or "unknown"
-                except OSError:
-                    holder = "unknown"
-                raise FileLockTimeout(
-                    f"{path} is locked by another process ({holder}) for more than {timeout:g} s (lock file "
-                    f"{lock}); wait for it to finish or stop it: a crashed holder releases the lock by itself"
-                )
-            time.sleep(poll_interval)
-        try:
-            # Who holds it, for the message above; written only while holding the lock.
-            os.ftruncate(fd, 0)
-            os.lseek(fd, 0, os.SEEK_SET)
-            os.write(fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode())
-        except OSError:
-            pass  # diagnostics only; e.g. a full disk must not prevent locking
-        try:
-            yield lock
-        finally:
-            _unlock(fd)
-    finally:
-        os.close(fd)

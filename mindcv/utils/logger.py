@@ -4,12 +4,13 @@ Only rank 0 of a distributed run writes the file; every rank prints, so msrun's 
 (``msrun_log/worker_N.log``) show each rank's progress.
 """
 
+import contextlib
 import logging
 import os
 import sys
-from typing import Optional
+from typing import Iterator, Optional
 
-__all__ = ["setup_logger", "close_logger", "LOGGER_NAME"]
+__all__ = ["setup_logger", "close_logger", "mindspore_log_muted", "LOGGER_NAME"]
 
 LOGGER_NAME = "mindcv"
 _FORMAT = "[%(asctime)s] %(message)s"
@@ -57,3 +58,29 @@ def close_logger() -> logging.Logger:
     logger.propagate = True
     logger.setLevel(logging.NOTSET)
     return logger
+
+
+@contextlib.contextmanager
+def mindspore_log_muted(min_level: int = logging.NOTSET) -> Iterator[None]:
+    """Drop MindSpore's Python log records at ``min_level`` and above during a block whose failure mindcv reports
+    itself in one line (MindSpore would print its own lines about it first).
+
+    Args:
+        min_level: The lowest level dropped; the default drops everything.
+    """
+    try:
+        from mindspore import log as ms_log  # mindspore is a dependency; its logger module is internal
+
+        ms_logger = ms_log._get_logger()  # private, but the only handle on MindSpore's own logger
+    except Exception:  # noqa: BLE001 - a MindSpore without it: just show its lines
+        yield
+        return
+
+    def keep(record: logging.LogRecord) -> bool:
+        return record.levelno < min_level
+
+    ms_logger.addFilter(keep)
+    try:
+        yield
+    finally:
+        ms_logger.removeFilter(keep)

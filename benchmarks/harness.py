@@ -1,10 +1,18 @@
-"""Speed and memory measurements of training and inference steps, each in a fresh process.
+"""The benchmark harness: speed, memory and per-operator profiles of training and inference steps, and their tables.
 
-A measurement runs in a child process (``python -m mindcv.utils.benchmarking '<json>'``) so that the
-execution mode, the compile cache and the peak-memory reading belong to that configuration alone.
-Inputs are fixed random tensors: the figures are model + framework speed, without data loading.
+Every measurement runs in a child process, ``python <this file> '<json>'``, so that the execution mode, the compile
+cache and the peak-memory reading belong to that configuration alone. Inputs are fixed random tensors: the figures
+are model + framework speed, without data loading. ``benchmark.py``, ``benchmarks/compare.py`` and
+``benchmarks/profile_ops.py`` are its command lines; what they measured is in ``docs/performance.md``.
+
+This file imports the standard library, numpy, mindspore and mindcv (torch and timm only inside the functions that
+use them, as they are optional) and no other file of ``benchmarks/``, so it is the same module whether it is imported
+as ``benchmarks.harness`` (from the repository root: ``benchmark.py``, the tests) or as ``harness`` (by a script of
+this folder run by its path, which puts the folder first on ``sys.path``).
 """
 
+import csv
+import glob
 import json
 import os
 import re
@@ -12,8 +20,20 @@ import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from typing import Any, Callable, Dict, List, Optional, Tuple
+
+import numpy as np
+
+import mindspore as ms
+
+from mindcv.engine import TrainStep
+from mindcv.loss import create_loss
+from mindcv.models import create_model
+from mindcv.optim import create_optimizer
+from mindcv.utils.model_stats import count_macs
+from mindcv.utils.runtime import setup_context
 
 __all__ = [
     "measure",
@@ -25,19 +45,58 @@ __all__ = [
     "run_isolated",
     "benchmark_rows",
     "markdown_table",
+    "format_report",
+    "sgemm_gflops",
+    "train_gflop_per_image",
+    "published_top1_top5",
     "IMAGENET_TRAIN_IMAGES",
-    "PUBLISHED_TOP1_TOP5",
+    "MODEL_CARD",
 ]
+
+HARNESS = os.path.abspath(__file__)
+REPO_ROOT = os.path.dirname(os.path.dirname(HARNESS))
+#: The model card whose table holds the published accuracies (the one place they are written down).
+MODEL_CARD = os.path.join(REPO_ROOT, "configs", "res2net", "README.md")
+_PUBLISHED_COLUMN = "top-1 / top-5 (upstream MindCV, published)"
 
 IMAGENET_TRAIN_IMAGES = 1_281_167
 
-# ImageNet-1k top-1/top-5 published by upstream MindCV for its checkpoints (not reproduced here).
-PUBLISHED_TOP1_TOP5 = {
-    "res2net50": (79.35, 94.64),
-    "res2net101": (79.56, 94.70),
-    "res2net50_v1b": (80.32, 95.09),
-    "res2net101_v1b": (81.14, 95.41),
-}
+_TORCH_OPTIMIZER_LABEL = "mindcv::optimizer_step"
+
+
+def _cells(line: str) -> List[str]:
+    return [cell.strip() for cell in line.strip().strip("|").split("|")]
+
+
+def published_top1_top5(model_card: str = MODEL_CARD) -> Dict[str, Tuple[float, float]]:
+    """ImageNet-1k top-1/top-5 published by upstream MindCV for its checkpoints (not reproduced here).
+
+    Args:
+        model_card: a markdown file with a table whose first column is ``model`` and which has a
+            ``top-1 / top-5 (upstream MindCV, published)`` column.
+
+    Returns:
+        ``{model: (top1, top5)}`` for the rows with a figure; rows marked ``–`` are left out.
+
+    Raises:
+        ValueError: the file has no such table.
+    """
+    with open(model_card, encoding="utf-8") as f:
+        lines = [line.strip() for line in f]
+    for i, line in enumerate(lines):
+        header = _cells(line)
+        if line.startswith("|") and header[0] == "model" and _PUBLISHED_COLUMN in header:
+            column = header.index(_PUBLISHED_COLUMN)
+            published = {}
+            for row in lines[i + 2 :]:  # after the header and its |---| line
+                if not row.startswith("|"):
+                    break
+                cells = _cells(row)
+                top1, sep, top5 = cells[column].partition("/")
+                if sep:
+                    published[cells[0]] = (float(top1), float(top5))
+            return published
+    raise ValueError(f"{model_card} has no table with a 'model' and a '{_PUBLISHED_COLUMN}' column")
 
 
 def _peak_rss_gib() -> float:
@@ -84,16 +143,6 @@ def _mindspore_workload(
     seed: int,
 ) -> Callable[[], Any]:
     """Set up the context, model and fixed inputs; return a function that runs one step to completion."""
-    import numpy as np
-
-    import mindspore as ms
-
-    from ..loss import create_loss
-    from ..models import create_model
-    from ..optim import create_optimizer
-    from .cli import setup_context
-    from .train_step import TrainStep
-
     setup_context(0 if mode == "graph" else 1, device_target, amp_level)  # as train.py: incl. the CPU memory pool
     ms.set_seed(seed)
     rng = np.random.default_rng(seed)
@@ -187,8 +236,6 @@ def measure(
         A dict with the first-call (compile + first step) time, the median step time, images/s and the
         process's peak resident memory; on GPU/Ascend also the device's peak allocation.
     """
-    import mindspore as ms
-
     run = _mindspore_workload(
         model_name, task, mode, batch_size, image_size, num_classes, device_target, amp_level, seed
     )
@@ -226,6 +273,24 @@ def measure_torch(
     return result
 
 
+def sgemm_gflops(n: int = 2048, repeats: int = 10) -> float:
+    """The best fp32 matrix-multiply rate numpy reaches here, in GFLOP/s: the machine's practical ceiling."""
+    rng = np.random.default_rng(0)
+    a, b = rng.random((n, n), dtype=np.float32), rng.random((n, n), dtype=np.float32)
+    a @ b  # warm-up
+    best = 0.0
+    for _ in range(repeats):
+        start = time.perf_counter()
+        a @ b
+        best = max(best, 2 * n**3 / (time.perf_counter() - start))
+    return best / 1e9
+
+
+def train_gflop_per_image(model_name: str, image_size: int = 224) -> float:
+    """Forward + backward cost of one training image, estimated as 3 x the forward pass (2 FLOP per MAC)."""
+    return 3 * 2 * count_macs(create_model(model_name), (3, image_size, image_size)) / 1e9
+
+
 # Per-operator breakdown. Categories are tried in order on the lower-cased kernel name: MindSpore op types
 # ("Conv2DBackpropFilter", "BatchNormGrad") and PyTorch operators ("aten::convolution_backward") alike.
 OP_CATEGORIES: Tuple[Tuple[str, str], ...] = (
@@ -241,7 +306,6 @@ OP_CATEGORIES: Tuple[Tuple[str, str], ...] = (
     ),
     ("elementwise", r"relu|threshold|clamp|add|mul|sub|neg|div|exp|maximum|minimum|where|masked|fill"),
 )
-_TORCH_OPTIMIZER_LABEL = "mindcv::optimizer_step"
 
 
 def op_category(name: str, scope: str = "") -> str:
@@ -302,12 +366,6 @@ def profile_ops(
     the wall time minus the kernel time: framework dispatch, memory management and the Python call, which the
     profiler does not attribute to any kernel.
     """
-    import csv
-    import glob
-    import tempfile
-
-    import mindspore as ms
-
     run = _mindspore_workload(model_name, task, mode, batch_size, image_size, num_classes, "CPU", "O0", seed)
     wall_ms = statistics.median(_time_steps(run, steps, warmup)[1]) * 1000
     with tempfile.TemporaryDirectory(dir=output_dir) as out_dir:
@@ -384,18 +442,21 @@ def run_isolated(kind: str, timeout: float = 3600.0, env: Optional[Dict[str, str
     """Run :func:`measure` (``kind="mindspore"``), :func:`measure_torch` (``"torch"``), :func:`profile_ops`
     (``"mindspore_ops"``) or :func:`profile_ops_torch` (``"torch_ops"``) in a child process.
 
-    Returns the measurement dict, or ``{"error": "..."}`` when the child fails (e.g. no such device).
+    PyTorch children run with PyTorch's own oneDNN defaults: mindcv's ``ONEDNN_MAX_CPU_ISA`` cap works around
+    MindSpore's bundled oneDNN, and PyTorch bundles its own. Pass ``env={"ONEDNN_MAX_CPU_ISA": ...}`` to cap them too.
+
+    Returns:
+        The measurement dict, or ``{"error": "..."}`` when the child fails (e.g. no such device).
     """
     child_env = dict(os.environ, GLOG_v=os.environ.get("GLOG_v", "3"))
+    if kind.startswith("torch"):
+        # `import mindcv` has set the cap in this process whether or not the user did, so only `env` can ask for it.
+        child_env.pop("ONEDNN_MAX_CPU_ISA", None)
     child_env.update(env or {})
-    payload = json.dumps({"kind": kind, "kwargs": kwargs, "user_isa": child_env.get("ONEDNN_MAX_CPU_ISA")})
+    payload = json.dumps({"kind": kind, "kwargs": kwargs, "onednn_isa": child_env.get("ONEDNN_MAX_CPU_ISA")})
     try:
         proc = subprocess.run(
-            [sys.executable, "-m", "mindcv.utils.benchmarking", payload],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            env=child_env,
+            [sys.executable, HARNESS, payload], capture_output=True, text=True, timeout=timeout, env=child_env
         )
     except subprocess.TimeoutExpired:
         return {"error": f"timed out after {timeout:.0f} s"}
@@ -423,6 +484,7 @@ def benchmark_rows(
     ImageNet-1k epoch (1,281,167 images) at ``global_batch`` (default ``batch_size``, one device).
     """
     global_batch = global_batch or batch_size
+    published = published_top1_top5()
     rows = []
     for model in models:
         for mode in modes:
@@ -436,7 +498,7 @@ def benchmark_rows(
             if "error" not in train:
                 steps_per_epoch = -(-IMAGENET_TRAIN_IMAGES // global_batch)
                 row["est_imagenet_epoch_h"] = round(train["step_s"] * steps_per_epoch / 3600, 2)
-            row["published_top1_top5"] = PUBLISHED_TOP1_TOP5.get(model)
+            row["published_top1_top5"] = published.get(model)
             rows.append(row)
             log(markdown_table([row], header=False))
     return rows
@@ -449,7 +511,7 @@ def _fmt(value: Any, spec: str = "") -> str:
 
 
 def markdown_table(rows: List[Dict[str, Any]], header: bool = True) -> str:
-    """Format :func:`benchmark_rows` output as the README's benchmark table."""
+    """Format :func:`benchmark_rows` output as the benchmark table of ``docs/performance.md``."""
     lines = []
     if header:
         lines.append(
@@ -478,6 +540,61 @@ def markdown_table(rows: List[Dict[str, Any]], header: bool = True) -> str:
     return "\n".join(lines)
 
 
+def format_report(ours: Dict[str, Any], theirs: Optional[Dict[str, Any]]) -> str:
+    """The side-by-side markdown tables for a :func:`profile_ops` and a :func:`profile_ops_torch` result.
+
+    Args:
+        ours: the MindSpore breakdown.
+        theirs: the PyTorch breakdown; None or a failed run (``{"error": ...}``) leaves its columns empty.
+
+    Returns:
+        The per-category table (kernel ms and launches per step, with the kernel, host and wall totals), then each
+        side's most expensive operators.
+    """
+    both = theirs is not None and "error" not in theirs
+    cats = sorted(
+        set(ours["categories"]) | (set(theirs["categories"]) if both else set()),
+        key=lambda c: -ours["categories"].get(c, {"ms": 0.0})["ms"],
+    )
+    lines = [
+        "| category | ours ms/step | ours kernels/step | PyTorch ms/step | PyTorch ops/step | ours - PyTorch ms |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+
+    def row(label: str, a: Optional[float], an: Any, b: Optional[float], bn: Any) -> str:
+        diff = f"{a - b:+.1f}" if a is not None and b is not None else "–"
+        fa = f"{a:.1f}" if a is not None else "–"
+        fb = f"{b:.1f}" if b is not None else "–"
+        return f"| {label} | {fa} | {an} | {fb} | {bn} | {diff} |"
+
+    absent = {"ms": 0.0, "count": 0}  # a category only one side has
+    for c in cats:
+        a = ours["categories"].get(c, absent)
+        b = theirs["categories"].get(c, absent) if both else {"ms": None, "count": "–"}
+        lines.append(row(c, a["ms"], a["count"], b["ms"], b["count"]))
+    for label, key, count_key in (
+        ("**kernels**", "kernel_ms", "kernels_per_step"),
+        ("**host (wall - kernels)**", "host_ms", None),
+        ("**step wall time**", "wall_ms", None),
+    ):
+        lines.append(
+            row(
+                label,
+                ours[key],
+                ours[count_key] if count_key else "",
+                theirs[key] if both else None,
+                (theirs[count_key] if count_key else "") if both else "–",
+            )
+        )
+    for side, result in (("ours", ours), ("PyTorch", theirs if both else None)):
+        if result is None:
+            continue
+        lines += ["", f"Most expensive operators, {side} ({result['framework']}):", "", "| operator | per step | ms |"]
+        lines.append("|---|---:|---:|")
+        lines += [f"| {name} | {count} | {ms:.2f} |" for name, count, ms in result["top_ops"]]
+    return "\n".join(lines)
+
+
 _CHILD_KINDS = {
     "mindspore": measure,
     "torch": measure_torch,
@@ -488,12 +605,15 @@ _CHILD_KINDS = {
 
 def _child(payload: str) -> None:
     spec = json.loads(payload)
-    if spec["kind"].startswith("torch") and not spec.get("user_isa"):
-        # `import mindcv` capped the ISA for MindSpore; PyTorch bundles its own oneDNN, which reads the
-        # same variable: run it as its users do (torch is imported after this).
+    if spec["kind"].startswith("torch"):
+        # Importing this file imported mindcv, which set its cap again: restore what the parent chose (see
+        # run_isolated). torch is imported after this.
         os.environ.pop("ONEDNN_MAX_CPU_ISA", None)
-    fn = _CHILD_KINDS[spec["kind"]]
-    print("RESULT " + json.dumps(fn(**spec["kwargs"])), flush=True)
+        if spec.get("onednn_isa"):
+            os.environ["ONEDNN_MAX_CPU_ISA"] = spec["onednn_isa"]
+    result = _CHILD_KINDS[spec["kind"]](**spec["kwargs"])
+    result["onednn_max_cpu_isa"] = os.environ.get("ONEDNN_MAX_CPU_ISA")  # what this measurement ran under
+    print("RESULT " + json.dumps(result), flush=True)
 
 
 if __name__ == "__main__":

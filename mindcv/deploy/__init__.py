@@ -1,0 +1,17 @@
+"""Using trained models outside training: export to MINDIR/ONNX, inference on image files, and conversion of
+PyTorch Res2Net weights."""
+
+from .convert import TORCH_EQUIVALENTS, convert_file, convert_state_dict, load_torch_state_dict
+from .export import export_model, resolve_formats
+from .infer import build_inference_model, classify_files
+
+__all__ = [
+    "export_model",
+    "resolve_formats",
+    "build_inference_model",
+    "classify_files",
+    "TORCH_EQUIVALENTS",
+    "convert_file",
+    "convert_state_dict",
+    "load_torch_state_dict",
+]
