@@ -58,13 +58,37 @@ def test_linear_warmup_then_non_increasing(name):
 
 def test_one_cycle_rises_then_falls():
     lrs = create_scheduler(SPE, **_kwargs("one_cycle")).astype(np.float64)
-    peak = int(0.3 * EPOCHS * SPE)
+    peak = int(0.3 * EPOCHS * SPE) - 1  # OneCycleLR peaks at update pct * T - 1
     assert lrs[0] == pytest.approx(LR / 25, rel=1e-6)
-    assert lrs[peak] == pytest.approx(LR, rel=1e-6)
+    assert lrs[peak] == pytest.approx(LR, rel=1e-6) and lrs.argmax() == peak
     assert np.all(np.diff(lrs[: peak + 1]) >= -1e-9) and np.all(np.diff(lrs[peak:]) <= 1e-9)
-    # cosine fall from LR to MIN_LR over the remaining 70 %, evaluated at the last step
-    frac = (EPOCHS * SPE - 1 - peak) / (EPOCHS * SPE - peak)
-    assert lrs[-1] == pytest.approx(MIN_LR + 0.5 * (LR - MIN_LR) * (1 + math.cos(math.pi * frac)), rel=1e-5)
+    assert lrs[-1] == pytest.approx(MIN_LR, rel=1e-5), "the last update runs at min_lr"
+
+
+@pytest.mark.parametrize("spe,epochs", [(SPE, EPOCHS), (7, 3), (1, 10)])
+def test_one_cycle_equals_torch_one_cycle_lr_step_for_step(spe, epochs):
+    torch = pytest.importorskip("torch")
+    total = spe * epochs
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=LR)
+    sched = torch.optim.lr_scheduler.OneCycleLR(
+        opt, max_lr=LR, total_steps=total, div_factor=25.0, final_div_factor=LR / 25.0 / MIN_LR
+    )
+    theirs = []
+    for _ in range(total):
+        theirs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    ours = create_scheduler(spe, **dict(_kwargs("one_cycle"), num_epochs=epochs))
+    np.testing.assert_allclose(ours, np.asarray(theirs), rtol=1e-5)
+
+
+def test_warmup_longer_than_the_run_is_clamped_with_a_warning(caplog):
+    kw = dict(_kwargs("cosine_decay"), warmup_epochs=3, num_epochs=1)
+    with caplog.at_level("WARNING", logger="mindcv"):
+        lrs = create_scheduler(SPE, **kw)
+    assert "longer than the run" in caplog.text
+    expected = LR * (0.1 + 0.9 * np.arange(SPE) / SPE)  # the warm-up spans the one epoch
+    np.testing.assert_allclose(lrs, expected, rtol=1e-6)
 
 
 def _at(name: str, epoch: float, **overrides) -> float:
@@ -121,7 +145,7 @@ def test_unknown_scheduler_lists_close_matches_first():
         (dict(scheduler="multi_step_decay", milestones=[5, 3]), "increasing"),
         (dict(scheduler="step_decay", decay_epochs=None), "decay_epochs"),
         (dict(scheduler="cosine_decay", min_lr=1.0), "min_lr"),
-        (dict(scheduler="cosine_decay", warmup_epochs=20), "warmup_epochs"),
+        (dict(scheduler="cosine_decay", warmup_epochs=-1), "warmup_epochs"),
     ],
 )
 def test_bad_arguments_raise_config_error(overrides, message):

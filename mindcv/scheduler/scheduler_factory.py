@@ -26,13 +26,18 @@ Phases:
   - ``step_decay``: ``lr * decay_rate ** floor(t / decay_epochs)``; ``t`` counts from the start of training, like
     ``torch.optim.lr_scheduler.StepLR`` and timm, so "decay every 30 epochs" means epochs 30, 60, ...
   - ``multi_step_decay``: ``lr * decay_rate ** (number of milestones <= t)``, milestones in absolute epochs.
-  - ``one_cycle``: the two-phase 1cycle policy (Smith & Topin, arXiv:1708.07120, as in
-    ``torch.optim.lr_scheduler.OneCycleLR``): cosine rise from ``lr / 25`` to ``lr`` over the first 30 % of training,
-    then cosine fall to ``min_lr``. It has its own warm-up, so ``warmup_epochs`` must be 0.
+  - ``one_cycle``: the two-phase 1cycle policy (Smith & Topin, arXiv:1708.07120), step for step
+    ``torch.optim.lr_scheduler.OneCycleLR(max_lr=lr, total_steps=T, div_factor=25, final_div_factor=lr / 25 /
+    min_lr)``: cosine rise from ``lr / 25`` at update 0 to ``lr`` at update ``0.3 T - 1``, then cosine fall to
+    ``min_lr`` at the last update ``T - 1``. It has its own warm-up, so ``warmup_epochs`` must be 0.
+
+A warm-up longer than the run is clamped to the run (with a warning), as timm's warm-up simply lasts the whole of a
+short run.
 
 The step and multi-step decays never fall below ``min_lr`` either.
 """
 
+import logging
 import math
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
@@ -42,6 +47,8 @@ import numpy as np
 from ..errors import ConfigError, unknown_name_error
 
 __all__ = ["create_scheduler", "list_schedulers", "scheduler_lr_at", "scheduler_kwargs"]
+
+_logger = logging.getLogger("mindcv")
 
 # one_cycle constants, the torch.optim.lr_scheduler.OneCycleLR defaults: start at lr / 25, peak after 30 % of the run.
 _ONE_CYCLE_DIV_FACTOR = 25.0
@@ -62,6 +69,7 @@ class _Args:
     num_epochs: float
     num_cycles: int
     cycle_decay: float
+    steps_per_epoch: int
 
     @property
     def decay_span(self) -> float:
@@ -107,12 +115,19 @@ def _multi_step_decay(t: np.ndarray, a: _Args) -> np.ndarray:
 
 
 def _one_cycle(t: np.ndarray, a: _Args) -> np.ndarray:
+    # In updates, as OneCycleLR counts: the rise ends at update pct * T - 1 and the fall at the last update, T - 1.
+    step = t * a.steps_per_epoch
+    total = a.num_epochs * a.steps_per_epoch
     start = a.lr / _ONE_CYCLE_DIV_FACTOR
-    rise = _ONE_CYCLE_PCT_START * a.num_epochs
-    fall = a.num_epochs - rise
-    up = start + 0.5 * (a.lr - start) * (1.0 - np.cos(math.pi * np.clip(t / rise, 0.0, 1.0)))
-    down = a.min_lr + 0.5 * (a.lr - a.min_lr) * (1.0 + np.cos(math.pi * np.clip((t - rise) / fall, 0.0, 1.0)))
-    return np.where(t < rise, up, down)
+    peak_step = _ONE_CYCLE_PCT_START * total - 1
+    last_step = total - 1
+
+    def cos_anneal(begin: float, end: float, pct: np.ndarray) -> np.ndarray:
+        return end + 0.5 * (begin - end) * (1.0 + np.cos(math.pi * pct))
+
+    up = cos_anneal(start, a.lr, np.clip(step / max(peak_step, 1e-12), 0.0, 1.0))
+    down = cos_anneal(a.lr, a.min_lr, np.clip((step - peak_step) / max(last_step - peak_step, 1e-12), 0.0, 1.0))
+    return np.where(step <= peak_step, up, down)
 
 
 _SCHEDULERS: Dict[str, Callable[[np.ndarray, _Args], np.ndarray]] = {
@@ -162,8 +177,13 @@ def _validate(
         raise ConfigError(f"lr and min_lr must be >= 0, got lr={lr}, min_lr={min_lr}")
     if scheduler != "constant" and min_lr > lr:
         raise ConfigError(f"min_lr ({min_lr}) is above lr ({lr}); lower --min_lr")
-    if not 0 <= warmup_epochs <= num_epochs:
-        raise ConfigError(f"warmup_epochs must lie in [0, num_epochs={num_epochs}], got {warmup_epochs}")
+    if warmup_epochs < 0:
+        raise ConfigError(f"warmup_epochs must be >= 0, got {warmup_epochs}")
+    if warmup_epochs > num_epochs:
+        _logger.warning(
+            "warmup_epochs=%g is longer than the run: warming up for all %g epochs", warmup_epochs, num_epochs
+        )
+        warmup_epochs = num_epochs
     if warmup_factor < 0:
         raise ConfigError(f"warmup_factor must be >= 0, got {warmup_factor}")
     if scheduler == "one_cycle" and warmup_epochs > 0:
@@ -195,6 +215,7 @@ def _validate(
         num_epochs=float(num_epochs),
         num_cycles=int(num_cycles),
         cycle_decay=float(cycle_decay),
+        steps_per_epoch=int(steps_per_epoch),
     )
 
 
