@@ -1,6 +1,6 @@
 """Loss factory: ``create_loss(name, ...)`` over a name -> class registry, names as in upstream MindCV."""
 
-from typing import Any, Dict, List, Optional, Sequence, Type, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
 import numpy as np
 
@@ -8,13 +8,29 @@ import mindspore as ms
 from mindspore import Tensor, nn
 
 from ..errors import ConfigError, unknown_name_error
+from .asymmetric import AsymmetricLossMultilabel, AsymmetricLossSingleLabel
 from .cross_entropy import BinaryCrossEntropySmooth, CrossEntropySmooth
+from .jsd import JSDCrossEntropy
 
 __all__ = ["create_loss", "list_losses", "loss_kwargs"]
 
-_LOSSES: Dict[str, Type[nn.Cell]] = {
+
+def _asl_single_label(smoothing: float, aux_factor: float, reduction: str, weight: Optional[Tensor]) -> nn.Cell:
+    return AsymmetricLossSingleLabel(smoothing=smoothing, reduction=reduction)
+
+
+def _asl_multi_label(smoothing: float, aux_factor: float, reduction: str, weight: Optional[Tensor]) -> nn.Cell:
+    # Upstream MindCV builds it with its defaults only: the paper's sum over samples and classes.
+    return AsymmetricLossMultilabel()
+
+
+# name -> builder(smoothing, aux_factor, reduction, weight)
+_LOSSES: Dict[str, Callable[[float, float, str, Optional[Tensor]], nn.Cell]] = {
     "CE": CrossEntropySmooth,
     "BCE": BinaryCrossEntropySmooth,
+    "asl_single_label": _asl_single_label,
+    "asl_multi_label": _asl_multi_label,
+    "jsd": JSDCrossEntropy.from_factory,
 }
 
 _REDUCTIONS = ("mean", "sum", "none")
@@ -35,25 +51,31 @@ def _resolve(name: str) -> str:
 
 def create_loss(
     name: str = "CE",
+    weight: Optional[Union[Sequence[float], np.ndarray, Tensor]] = None,
+    reduction: str = "mean",
     label_smoothing: float = 0.0,
     aux_factor: float = 0.0,
-    reduction: str = "mean",
-    weight: Optional[Union[Sequence[float], np.ndarray, Tensor]] = None,
 ) -> nn.Cell:
     """Create a classification loss Cell called as ``loss(logits, labels)``.
 
     Labels may be class indices ``(N,)`` or per-class probabilities ``(N, C)`` (one-hot, mixup/cutmix); see
     :mod:`mindcv.loss.cross_entropy`.
 
+    The arguments and their positional order are upstream MindCV's (``create_loss("CE", None, "sum", 0.1)``).
+
     Args:
-        name: ``"CE"`` (softmax cross-entropy) or ``"BCE"`` (per-class sigmoid binary cross-entropy); case-insensitive.
+        name: Case-insensitive: ``"CE"`` (softmax cross-entropy), ``"BCE"`` (per-class sigmoid binary
+            cross-entropy), ``"asl_single_label"``/``"asl_multi_label"`` (asymmetric losses, see
+            :mod:`mindcv.loss.asymmetric`; the multi-label one sums over samples and classes and takes no other
+            argument, as upstream) or ``"jsd"`` (AugMix's Jensen-Shannon consistency + cross-entropy, for
+            ``--aug_splits 3``).
+        weight: Optional per-class weights, length ``C``.
+        reduction: ``"mean"``, ``"sum"`` or ``"none"``.
         label_smoothing: Smoothing ``s`` in ``[0, 1)``; the target becomes ``y * (1 - s) + s / C``.
         aux_factor: Weight of auxiliary logits when the network returns a tuple ``(main, aux, ...)``.
-        reduction: ``"mean"``, ``"sum"`` or ``"none"``.
-        weight: Optional per-class weights, length ``C``.
 
     Returns:
-        A :class:`CrossEntropySmooth` or :class:`BinaryCrossEntropySmooth` Cell.
+        The loss Cell.
 
     Raises:
         UnknownNameError: ``name`` is not registered.
@@ -72,7 +94,7 @@ def create_loss(
         if w.ndim != 1 or w.size == 0 or not np.all(np.isfinite(w)) or np.any(w < 0):
             raise ConfigError("loss weight must be a non-empty 1-D list of finite, non-negative per-class weights")
         weight_t = Tensor(w.astype(np.float32), ms.float32)
-    return _LOSSES[key](smoothing=label_smoothing, aux_factor=aux_factor, reduction=reduction, weight=weight_t)
+    return _LOSSES[key](label_smoothing, aux_factor, reduction, weight_t)
 
 
 def loss_kwargs(cfg: Any) -> Dict[str, Any]:
