@@ -48,13 +48,6 @@ class JSDCrossEntropy(nn.Cell):
         self.alpha = float(alpha)
         self.cross_entropy = CrossEntropySmooth(smoothing, aux_factor, reduction, weight)
 
-    @classmethod
-    def from_factory(
-        cls, smoothing: float, aux_factor: float, reduction: str, weight: Optional[Tensor]
-    ) -> "JSDCrossEntropy":
-        """The factory's argument order (the AugMix defaults: 3 splits, alpha 12)."""
-        return cls(smoothing=smoothing, aux_factor=aux_factor, reduction=reduction, weight=weight)
-
     def construct(self, logits: Tensor, labels: Tensor) -> Tensor:
         if not self.training or self.num_splits == 1:
             return self.cross_entropy(logits, labels)

@@ -24,13 +24,13 @@ def _asl_multi_label(smoothing: float, aux_factor: float, reduction: str, weight
     return AsymmetricLossMultilabel()
 
 
-# name -> builder(smoothing, aux_factor, reduction, weight)
-_LOSSES: Dict[str, Callable[[float, float, str, Optional[Tensor]], nn.Cell]] = {
+# name -> builder called with the keywords smoothing, aux_factor, reduction and weight
+_LOSSES: Dict[str, Callable[..., nn.Cell]] = {
     "CE": CrossEntropySmooth,
     "BCE": BinaryCrossEntropySmooth,
     "asl_single_label": _asl_single_label,
     "asl_multi_label": _asl_multi_label,
-    "jsd": JSDCrossEntropy.from_factory,
+    "jsd": JSDCrossEntropy,
 }
 
 _REDUCTIONS = ("mean", "sum", "none")
@@ -94,7 +94,7 @@ def create_loss(
         if w.ndim != 1 or w.size == 0 or not np.all(np.isfinite(w)) or np.any(w < 0):
             raise ConfigError("loss weight must be a non-empty 1-D list of finite, non-negative per-class weights")
         weight_t = Tensor(w.astype(np.float32), ms.float32)
-    return _LOSSES[key](label_smoothing, aux_factor, reduction, weight_t)
+    return _LOSSES[key](smoothing=label_smoothing, aux_factor=aux_factor, reduction=reduction, weight=weight_t)
 
 
 def loss_kwargs(cfg: Any) -> Dict[str, Any]:
