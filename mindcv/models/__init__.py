@@ -1,11 +1,13 @@
 """Model registry, factory and families."""
 
 from . import res2net
-from .features import FeatureExtractor  # noqa: F401
+from .features import FeatureExtractor, FeatureExtractWrapper  # noqa: F401
 from .helpers import build_model_with_cfg, load_model_checkpoint, load_pretrained  # noqa: F401
 from .model_factory import create_model  # noqa: F401
 from .registry import (  # noqa: F401
     get_pretrained_cfg,
+    get_pretrained_cfg_value,
+    has_pretrained_cfg_key,
     is_model,
     is_model_in_modules,
     is_model_pretrained,
@@ -26,8 +28,11 @@ __all__ = [
     "model_entrypoint",
     "register_model",
     "get_pretrained_cfg",
+    "get_pretrained_cfg_value",
+    "has_pretrained_cfg_key",
     "build_model_with_cfg",
     "load_pretrained",
     "load_model_checkpoint",
     "FeatureExtractor",
+    "FeatureExtractWrapper",
 ] + list(res2net.__all__)

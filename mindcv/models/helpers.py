@@ -6,6 +6,7 @@ them, with two deliberate exceptions (a differing class count drops the classifi
 *published* weights, and a different ``in_channels`` adapts the first convolution).
 """
 
+import difflib
 import logging
 import os
 import re
@@ -27,6 +28,7 @@ __all__ = [
     "build_model_with_cfg",
     "load_pretrained",
     "load_model_checkpoint",
+    "auto_map_names",
     "load_params_into_model",
     "adapt_input_conv",
     "pretrained_url_sha256_prefix",
@@ -154,14 +156,52 @@ def _read(path: str) -> Dict[str, Any]:
     return tensors
 
 
-def load_model_checkpoint(model: nn.Cell, checkpoint_path: str, strict: bool = True, ema: bool = False) -> None:
+def auto_map_names(model: nn.Cell, params: Dict[str, Any]) -> Dict[str, Any]:
+    """Rename checkpoint entries to the model's names where they differ slightly (upstream's ``auto_mapping``).
+
+    Each model weight absent from ``params`` takes the closest-spelled unused entry of its shape (difflib ratio at
+    least 0.6), and every rename is logged, so a checkpoint saved under a slightly different naming (an extra
+    prefix, a renamed block) loads. A weight with no close entry is an error.
+    """
+    out = dict(params)
+    shapes = _model_param_shapes(model)
+    free = [k for k in params if k not in shapes and not _TRAINING_STATE_KEYS.match(k)]
+    renamed = []
+    for name, shape in shapes.items():
+        if name in out:
+            continue
+        fitting = [k for k in free if tuple(_to_numpy(out[k]).shape) == shape]
+        close = difflib.get_close_matches(name, fitting, n=1, cutoff=0.6)
+        if not close:
+            raise CheckpointError(
+                f"auto_mapping found no checkpoint entry of shape {shape} close to the model weight '{name}'; the "
+                "checkpoint was saved for another architecture"
+            )
+        out[name] = out.pop(close[0])
+        free.remove(close[0])
+        renamed.append(f"{close[0]} -> {name}")
+    if renamed:
+        _logger.warning("auto_mapping renamed %d checkpoint entries: %s", len(renamed), _summarise(renamed, 10))
+    return out
+
+
+def load_model_checkpoint(
+    model: nn.Cell,
+    checkpoint_path: str = "",
+    ema: bool = False,
+    auto_mapping: bool = False,
+    strict: bool = True,
+) -> None:
     """Load a local ``.ckpt`` or ``.safetensors`` into ``model`` strictly.
+
+    The positional order is upstream MindCV's (``model, checkpoint_path, ema, auto_mapping``).
 
     Args:
         model: the network (before any features wrapper).
         checkpoint_path: the file; a training checkpoint (with optimizer state) works too.
-        strict: require every model weight to be present and nothing foreign.
         ema: load the EMA weights (``ema.<name>`` entries written by the trainer) instead.
+        auto_mapping: rename entries whose names differ slightly from the model's (see :func:`auto_map_names`).
+        strict: require every model weight to be present and nothing foreign.
     """
     if not checkpoint_path:
         raise CheckpointError("empty checkpoint path; pass --ckpt_path /path/to/model.ckpt")
@@ -174,6 +214,8 @@ def load_model_checkpoint(model: nn.Cell, checkpoint_path: str, strict: bool = T
                 "drop --ema or train with --ema"
             )
         params = ema_params
+    if auto_mapping:
+        params = auto_map_names(model, params)
     load_params_into_model(model, params, strict=strict, source=f"checkpoint '{checkpoint_path}'")
     _logger.info("loaded %s into %s", checkpoint_path, type(model).__name__)
 
@@ -244,6 +286,8 @@ def build_model_with_cfg(
     features_only: bool = False,
     out_indices: Optional[Sequence[int]] = None,
     checkpoint_path: str = "",
+    ema: bool = False,
+    auto_mapping: bool = False,
     **kwargs: Any,
 ) -> nn.Cell:
     """Instantiate ``model_cls(**kwargs)``, load weights, then apply the features wrapper.
@@ -256,6 +300,8 @@ def build_model_with_cfg(
         features_only: return a :class:`FeatureExtractor` giving the stem and stage outputs.
         out_indices: which of ``model.feature_info`` to return (default all).
         checkpoint_path: a local checkpoint to load strictly after construction.
+        ema: load the checkpoint's EMA weights (``ema.*``) instead of the raw ones.
+        auto_mapping: rename checkpoint entries whose names differ slightly from the model's.
         **kwargs: constructor arguments.
     """
     cfg = dict(pretrained_cfg, architecture=variant)
@@ -272,7 +318,9 @@ def build_model_with_cfg(
             model, cfg, num_classes=kwargs.get("num_classes", 1000), in_channels=kwargs.get("in_channels", 3)
         )
     if checkpoint_path:
-        load_model_checkpoint(model, checkpoint_path)
+        load_model_checkpoint(model, checkpoint_path, ema=ema, auto_mapping=auto_mapping)
+    elif ema or auto_mapping:
+        raise ConfigError("ema=True and auto_mapping=True apply to a checkpoint_path; pass the checkpoint file")
     if features_only:
         model = FeatureExtractor(model, out_indices=out_indices)
     return model

@@ -16,6 +16,8 @@ def create_model(
     pretrained: bool = False,
     in_channels: int = 3,
     checkpoint_path: Optional[str] = "",
+    ema: bool = False,
+    auto_mapping: bool = False,
     **kwargs: Any,
 ) -> nn.Cell:
     """Build a registered model, optionally with published or local weights.
@@ -28,6 +30,10 @@ def create_model(
         in_channels: input channels; pretrained first-conv weights are adapted when not 3.
         checkpoint_path: a local ``.ckpt``/``.safetensors`` to load strictly (exclusive with
             ``pretrained``). A missing or corrupt file is an error, never random weights.
+        ema: load the EMA weights (``ema.*`` entries, as the trainer saves them with ``--ema``) of
+            ``checkpoint_path`` instead of the raw ones.
+        auto_mapping: rename checkpoint entries whose names differ slightly from the model's
+            (upstream MindCV's option; every rename is logged).
         **kwargs: model options (``drop_rate``, ``drop_path_rate``, ``features_only``, ``out_indices``,
             ``output_stride``, ``zero_init_last``, ...). ``None`` values are dropped so that unset
             command-line options leave the model's defaults alone.
@@ -51,5 +57,7 @@ def create_model(
         num_classes=num_classes,
         in_channels=in_channels,
         checkpoint_path=checkpoint_path or "",
+        **({"ema": True} if ema else {}),
+        **({"auto_mapping": True} if auto_mapping else {}),
         **kwargs,
     )

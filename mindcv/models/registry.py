@@ -22,6 +22,8 @@ __all__ = [
     "is_model_in_modules",
     "is_model_pretrained",
     "get_pretrained_cfg",
+    "get_pretrained_cfg_value",
+    "has_pretrained_cfg_key",
     "suggest_models",
 ]
 
@@ -133,6 +135,16 @@ def get_pretrained_cfg(model_name: str) -> Dict[str, Any]:
     if model_name not in _model_pretrained_cfgs:
         raise _unknown_model(model_name)
     return dict(_model_pretrained_cfgs[model_name])
+
+
+def get_pretrained_cfg_value(model_name: str, cfg_key: str) -> Any:
+    """One value of a model's pretrained config, None when the model or the key is absent (upstream's helper)."""
+    return _model_pretrained_cfgs.get(model_name, {}).get(cfg_key)
+
+
+def has_pretrained_cfg_key(model_name: str, cfg_key: str) -> bool:
+    """Whether a registered model's pretrained config holds ``cfg_key`` (upstream's helper)."""
+    return cfg_key in _model_pretrained_cfgs.get(model_name, {})
 
 
 def get_module_name(model_name: str) -> Optional[str]:
