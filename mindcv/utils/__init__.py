@@ -1,9 +1,10 @@
 """The ground floor: file helpers, downloads, the checkpoint file format, runtime setup, logging, seeds and
 distributed helpers. Modules here import only the standard library, numpy, mindspore and :mod:`mindcv.errors`.
 
-``TrainStep`` and ``EMA`` live in :mod:`mindcv.engine`; ``mindcv.utils.TrainStep`` and ``mindcv.utils.EMA`` stay
-valid (they were exported here, as upstream MindCV does) and resolve on first use, so importing this package
-never loads the engine.
+Upstream MindCV's helpers keep their names here: ``CheckpointManager`` (the standalone keep-K policy),
+``DownLoad``, ``set_seed``, ``get_default_download_root``. ``TrainStep`` and ``EMA`` live in
+:mod:`mindcv.engine`; ``mindcv.utils.TrainStep`` and ``mindcv.utils.EMA`` stay valid (they were exported here, as
+upstream MindCV does) and resolve on first use, so importing this package never loads the engine.
 """
 
 import importlib
@@ -18,6 +19,7 @@ from ..errors import (
     UnknownNameError,
     unknown_name_error,
 )
+from .archive import extract_archive
 from .checkpoint import (
     clean_stale_temporaries,
     is_temporary_checkpoint,
@@ -25,7 +27,15 @@ from .checkpoint import (
     save_checkpoint_atomic,
     split_checkpoint,
 )
-from .download import download_url, get_cache_dir, hash_file
+from .checkpoint_manager import CheckpointManager
+from .download import (
+    DownLoad,
+    download_url,
+    get_cache_dir,
+    get_default_download_root,
+    hash_file,
+    set_default_download_root,
+)
 from .fs import (
     FileLockTimeout,
     atomic_path,
@@ -38,6 +48,7 @@ from .fs import (
     temporary_path,
     unlink_quiet,
 )
+from .seed import set_seed
 
 #: Names kept here for existing imports, and the module that defines each.
 COMPAT_ALIASES = {
@@ -66,7 +77,13 @@ __all__ = [
     "temporary_path",
     "unlink_quiet",
     "get_cache_dir",
+    "get_default_download_root",
+    "set_default_download_root",
     "hash_file",
+    "DownLoad",
+    "extract_archive",
+    "CheckpointManager",
+    "set_seed",
     "save_checkpoint_atomic",
     "read_checkpoint",
     "split_checkpoint",

@@ -25,13 +25,17 @@ import urllib.request
 from typing import List, Optional, Tuple
 
 from ..errors import DownloadError
+from .archive import extract_archive
 from .fs import atomic_write
 
 __all__ = [
     "get_cache_dir",
+    "get_default_download_root",
+    "set_default_download_root",
     "download_url",
     "hash_file",
     "sha256_prefix_from_name",
+    "DownLoad",
 ]
 
 #: Environment variable overriding the default per-read timeout of downloads (seconds).
@@ -40,6 +44,7 @@ TIMEOUT_ENV = "MINDCV_DOWNLOAD_TIMEOUT"
 _logger = logging.getLogger(__name__)
 
 _CACHE_ENV = "MINDCV_HOME"
+_root_override: Optional[str] = None  # set_default_download_root(); wins over MINDCV_HOME
 _CHUNK = 1 << 20
 # A live download rewrites its temporary file at least once per `timeout` seconds; one an hour old
 # belongs to a process that was killed (SIGKILL, power loss) and is safe to delete.
@@ -58,7 +63,7 @@ def get_cache_dir(subdir: str = "") -> str:
 
     The cache lives in ``~/.cache/mindcv`` unless the environment variable ``MINDCV_HOME`` names
     another folder, which is the way to share one cache between users or to move it off a small
-    home partition.
+    home partition; :func:`set_default_download_root` (upstream MindCV's call) overrides both.
 
     Args:
         subdir: Relative sub-folder, e.g. ``"checkpoints"`` or ``"datasets"``.
@@ -69,7 +74,7 @@ def get_cache_dir(subdir: str = "") -> str:
     Raises:
         DownloadError: The folder cannot be created.
     """
-    base = os.environ.get(_CACHE_ENV) or os.path.join("~", ".cache", "mindcv")
+    base = _root_override or os.environ.get(_CACHE_ENV) or os.path.join("~", ".cache", "mindcv")
     base = os.path.abspath(os.path.expanduser(base))
     if subdir:
         if os.path.isabs(subdir) or ".." in subdir.replace("\\", "/").split("/"):
@@ -82,6 +87,17 @@ def get_cache_dir(subdir: str = "") -> str:
             f"cannot create the cache folder {base}: {e.strerror or e}; set {_CACHE_ENV} to a writable folder"
         ) from e
     return base
+
+
+def get_default_download_root() -> str:
+    """The cache root (upstream MindCV's name); datasets go to its ``datasets``, weights to its ``models`` folder."""
+    return get_cache_dir()
+
+
+def set_default_download_root(path: str) -> None:
+    """Make ``path`` the cache root for this process (upstream MindCV's call), over ``MINDCV_HOME``."""
+    global _root_override
+    _root_override = os.path.abspath(os.path.expanduser(path))
 
 
 def hash_file(path: str, algo: str = "sha256") -> str:
@@ -421,3 +437,62 @@ def download_url(
                 f"cannot download {url}: writing into {folder} failed ({e.strerror or e}); free space or choose "
                 f"another folder (set {_CACHE_ENV})"
             ) from e
+
+
+class DownLoad:
+    """Upstream MindCV's download helper, over :func:`mindcv.utils.download_url` (HTTPS only, verified, atomic).
+
+    Files go to ``path``/``download_path`` or, by default, the mindcv cache (:func:`get_default_download_root`).
+    """
+
+    @staticmethod
+    def calculate_md5(file_path: str, chunk_size: int = 1024 * 1024) -> str:
+        """MD5 hex digest of a file."""
+        digest = hashlib.md5()
+        with open(file_path, "rb") as f:
+            for chunk in iter(lambda: f.read(chunk_size), b""):
+                digest.update(chunk)
+        return digest.hexdigest()
+
+    def check_md5(self, file_path: str, md5: Optional[str] = None) -> bool:
+        """Whether the file's MD5 equals ``md5``."""
+        return md5 is not None and hash_file(file_path, "md5") == md5.lower()
+
+    @staticmethod
+    def extract_tar(from_path: str, to_path: Optional[str] = None, compression: Optional[str] = None) -> None:
+        """Extract a tar archive (the compression is detected from the file)."""
+        extract_archive(from_path, to_path)
+
+    @staticmethod
+    def extract_zip(from_path: str, to_path: Optional[str] = None, compression: Optional[str] = None) -> None:
+        """Extract a zip archive."""
+        extract_archive(from_path, to_path)
+
+    def extract_archive(self, from_path: str, to_path: Optional[str] = None) -> str:
+        """Extract any supported archive; returns the destination folder."""
+        return extract_archive(from_path, to_path)
+
+    def download_file(self, url: str, file_path: str, chunk_size: int = 1024) -> None:
+        """Download ``url`` to exactly ``file_path``."""
+        download_url(url, root=os.path.dirname(os.path.abspath(file_path)), filename=os.path.basename(file_path))
+
+    def download_url(
+        self, url: str, path: Optional[str] = None, filename: Optional[str] = None, md5: Optional[str] = None
+    ) -> str:
+        """Download ``url`` into ``path`` unless a copy (matching ``md5`` when given) is there; returns the file."""
+        return download_url(url, root=path or get_cache_dir(), filename=filename, md5=md5)
+
+    def download_and_extract_archive(
+        self,
+        url: str,
+        download_path: Optional[str] = None,
+        extract_path: Optional[str] = None,
+        filename: Optional[str] = None,
+        md5: Optional[str] = None,
+        remove_finished: bool = False,
+    ) -> None:
+        """Download an archive into ``download_path`` and extract it into ``extract_path`` (default the same)."""
+        archive = self.download_url(url, download_path, filename, md5)
+        extract_archive(archive, extract_path or os.path.dirname(archive))
+        if remove_finished:
+            os.unlink(archive)

@@ -4,6 +4,7 @@ Scripts default ``GLOG_v`` to 3 before importing mindcv (MindSpore reads it when
 :func:`setup_context` once their options are parsed.
 """
 
+import glob
 import logging
 import os
 
@@ -14,6 +15,7 @@ from ..errors import ConfigError
 from .logger import mindspore_log_muted
 
 __all__ = [
+    "detect_device_target",
     "setup_context",
     "configure_cpu_memory_pool",
     "quiet_cell_teardown",
@@ -80,6 +82,17 @@ def configure_cpu_memory_pool() -> bool:
     except RuntimeError:  # "can not be set repeatedly": someone set it first; keep theirs
         return False
     return True
+
+
+def detect_device_target() -> str:
+    """The device this machine has: ``"Ascend"`` when an NPU device file exists, then ``"GPU"`` for an NVIDIA one,
+    else ``"CPU"``. Device files are checked instead of asking MindSpore, whose plugin probes print several lines
+    for every missing backend; a device MindSpore then cannot use gets :func:`setup_context`'s one-line error."""
+    if glob.glob("/dev/davinci[0-9]*"):
+        return "Ascend"
+    if os.path.exists("/dev/nvidiactl") and glob.glob("/dev/nvidia[0-9]*"):
+        return "GPU"
+    return "CPU"
 
 
 def setup_context(mode: int, device_target: str, amp_level: str = "O0") -> None:

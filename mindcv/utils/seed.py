@@ -7,6 +7,7 @@ sees exactly the batches that an uninterrupted run sees from epoch ``k`` on.
 """
 
 import random
+from typing import Optional
 
 import numpy as np
 
@@ -16,8 +17,13 @@ import mindspore.dataset as ds
 __all__ = ["set_seed", "epoch_seed", "seed_epoch_data"]
 
 
-def set_seed(seed: int) -> None:
-    """Seed MindSpore (weight init and random ops), numpy, Python's ``random`` and the dataset engine."""
+def set_seed(seed: int = 42, rank: Optional[int] = 0) -> None:
+    """Seed MindSpore (weight init and random ops), numpy, Python's ``random`` and the dataset engine.
+
+    ``rank`` (upstream MindCV's argument) offsets the seed per process; the trainer passes 0 on every rank so that
+    all ranks start from the same weights.
+    """
+    seed = int(seed) + int(rank or 0)
     ms.set_seed(seed)  # also seeds numpy's global generator
     np.random.seed(seed)
     random.seed(seed)
