@@ -9,11 +9,13 @@ Typical use::
     loader = create_loader(dataset, batch_size=64, drop_remainder=True, is_training=True, transform=transform)
 """
 
-from .auto_augment import auto_augment_ops
+from .auto_augment import AugMix, auto_augment_ops
 from .constants import DEFAULT_CROP_PCT, IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
-from .dataset_factory import DatasetInfo, create_dataset, dataset_info, list_datasets
+from .dataset_download import get_dataset_download_root
+from .dataset_factory import DatasetInfo, create_dataset, dataset_info, get_dataset_size, list_datasets
 from .loader import create_loader
 from .mixup import Mixup
+from .sampling import RepeatAugSampler
 from .transforms_factory import create_transforms, eval_resize_size, resolve_data_config
 
 __all__ = [
@@ -24,8 +26,12 @@ __all__ = [
     "create_loader",
     "list_datasets",
     "dataset_info",
+    "get_dataset_size",
+    "get_dataset_download_root",
     "DatasetInfo",
     "Mixup",
+    "RepeatAugSampler",
+    "AugMix",
     "auto_augment_ops",
     "IMAGENET_DEFAULT_MEAN",
     "IMAGENET_DEFAULT_STD",

@@ -32,11 +32,12 @@ import mindspore.dataset as ds
 from mindspore.dataset import transforms
 
 from ..errors import DatasetError
-from ..utils.download import download_url, get_cache_dir
+from ..utils.download import download_url
 from ..utils.fs import file_lock
+from .dataset_download import get_dataset_download_root
 from .sampling import shard_sampling
 
-__all__ = ["CifarSpec", "CIFAR_SPECS", "MIRROR_ENV", "build_cifar", "cifar_split", "prepare_cifar"]
+__all__ = ["CifarSpec", "CIFAR_SPECS", "MIRROR_ENV", "build_cifar", "cifar_split", "cifar_split_size", "prepare_cifar"]
 
 _logger = logging.getLogger(__name__)
 
@@ -278,7 +279,7 @@ def prepare_cifar(
         DownloadError: The download failed or the archive's MD5 does not match.
     """
     spec = CIFAR_SPECS[name]
-    root = os.path.abspath(os.path.expanduser(root)) if root else get_cache_dir("datasets")
+    root = os.path.abspath(os.path.expanduser(root)) if root else get_dataset_download_root()
     folder = _find_folder(spec, root)
     if folder is None:
         if not download:
@@ -293,6 +294,12 @@ def prepare_cifar(
     return folder
 
 
+def cifar_split_size(name: str, usage: str) -> int:
+    """Number of images in a CIFAR split (``usage`` ``"train"`` or ``"test"``), from the official record counts."""
+    spec = CIFAR_SPECS[name]
+    return sum(spec.records(f) for f in _files_for(spec, usage))
+
+
 def build_cifar(
     name: str,
     folder: str,
@@ -302,15 +309,13 @@ def build_cifar(
     num_shards: Optional[int],
     shard_id: Optional[int],
     num_parallel_workers: Optional[int],
+    num_aug_repeats: int = 0,
 ) -> ds.Dataset:
     """Create the dataset of a validated CIFAR folder, columns ``image`` (32x32x3 uint8) and ``label`` (int32)."""
-    spec = CIFAR_SPECS[name]
-    num_rows = sum(spec.records(f) for f in _files_for(spec, usage))
-    common = dict(
-        usage=usage,
-        num_parallel_workers=num_parallel_workers,
-        **shard_sampling(num_rows, shuffle, num_samples, num_shards, shard_id),
+    sampling = shard_sampling(
+        cifar_split_size(name, usage), shuffle, num_samples, num_shards, shard_id, num_aug_repeats=num_aug_repeats
     )
+    common = dict(usage=usage, num_parallel_workers=num_parallel_workers, **sampling)
     if name == "cifar10":
         dataset = ds.Cifar10Dataset(folder, **common)
     else:

@@ -4,7 +4,8 @@ Every dataset comes out with the same two columns, ``image`` and ``label`` (int3
 and the loader never need to know where it came from:
 
 * ``imagenet``: any folder in ImageNet layout, ``root/<split>/<class>/<image>``; the image column holds the
-  encoded file bytes (the transforms decode them); the splits are the folders under ``root``.
+  encoded file bytes (the transforms decode them); the splits are the folders under ``root``. The empty
+  name ``""`` (upstream MindCV's default, "a custom dataset") means the same.
 * ``cifar10``, ``cifar100`` (fine labels): 32x32x3 uint8; splits ``train`` and ``test`` (``val`` = ``test``).
 * ``digits``: 32x32x3 uint8, shipped inside the package (offline); splits ``train`` and ``val``.
 
@@ -22,11 +23,15 @@ from typing import Callable, Dict, List, Optional, Tuple
 import mindspore.dataset as ds
 
 from ..errors import ConfigError, DatasetError, unknown_name_error
-from .cifar import CIFAR_SPECS, build_cifar, cifar_split, prepare_cifar
-from .digits import DIGITS_CLASSES, build_digits, check_digits_split
+from .cifar import CIFAR_SPECS, build_cifar, cifar_split, cifar_split_size, prepare_cifar
+from .digits import DIGITS_CLASSES, build_digits, check_digits_split, load_digits
 from .folder import IMAGE_CHECKS, build_image_folder, check_images, list_classes, scan_image_folder
+from .sampling import worker_count
 
-__all__ = ["create_dataset", "list_datasets", "dataset_info", "DatasetInfo"]
+__all__ = ["create_dataset", "list_datasets", "dataset_info", "get_dataset_size", "DatasetInfo"]
+
+# Upstream MindCV's name for "an image folder that is not a standard dataset".
+_CUSTOM_FOLDER = ""
 
 
 @dataclass(frozen=True)
@@ -57,6 +62,7 @@ class _Request:
     num_shards: Optional[int]
     shard_id: Optional[int]
     num_parallel_workers: Optional[int]
+    num_aug_repeats: int
     download: bool
     skip_bad_images: bool
     image_check: str
@@ -83,6 +89,7 @@ def _imagenet(req: _Request) -> _Built:
         num_shards=req.num_shards,
         shard_id=req.shard_id,
         num_parallel_workers=req.num_parallel_workers,
+        num_aug_repeats=req.num_aug_repeats,
     )
     return dataset, tuple(scan.classes), skipped
 
@@ -100,6 +107,7 @@ def _cifar(name: str) -> Callable[[_Request], _Built]:
             num_shards=req.num_shards,
             shard_id=req.shard_id,
             num_parallel_workers=req.num_parallel_workers,
+            num_aug_repeats=req.num_aug_repeats,
         )
         return dataset, CIFAR_SPECS[name].classes, 0
 
@@ -108,7 +116,9 @@ def _cifar(name: str) -> Callable[[_Request], _Built]:
 
 def _digits(req: _Request) -> _Built:
     # root is not used: the data ships inside the package.
-    dataset = build_digits(req.split, req.shuffle, req.num_samples, req.num_shards, req.shard_id)
+    dataset = build_digits(
+        req.split, req.shuffle, req.num_samples, req.num_shards, req.shard_id, num_aug_repeats=req.num_aug_repeats
+    )
     return dataset, DIGITS_CLASSES, 0
 
 
@@ -126,6 +136,8 @@ def list_datasets() -> List[str]:
 
 
 def _check_name(name: str) -> str:
+    if name == _CUSTOM_FOLDER:
+        return "imagenet"
     if not isinstance(name, str) or name.lower() not in _DATASETS:
         raise unknown_name_error("dataset", name, list_datasets(), flag="--dataset")
     return name.lower()
@@ -148,7 +160,7 @@ def _check_sharding(num_shards: Optional[int], shard_id: Optional[int]) -> None:
 
 
 def create_dataset(
-    name: str,
+    name: str = _CUSTOM_FOLDER,
     root: Optional[str] = None,
     split: str = "train",
     shuffle: bool = True,
@@ -157,6 +169,7 @@ def create_dataset(
     shard_id: Optional[int] = None,
     num_parallel_workers: Optional[int] = None,
     download: bool = False,
+    num_aug_repeats: int = 0,
     skip_bad_images: bool = False,
     image_check: str = "header",
     mirror: Optional[str] = None,
@@ -165,7 +178,8 @@ def create_dataset(
     """Create a dataset with the columns ``image`` and ``label`` (int32), before any transform.
 
     Args:
-        name: One of :func:`list_datasets` (case-insensitive).
+        name: One of :func:`list_datasets` (case-insensitive); ``""`` (the default, upstream MindCV's spelling of a
+            custom dataset) is an image folder, the same as ``imagenet``.
         root: Dataset folder. ``imagenet``: the folder holding the split folders (required). CIFAR: the
             folder holding ``cifar-10-batches-bin``/``cifar-100-binary`` (or the ``.bin`` files); None
             means the mindcv cache, ``$MINDCV_HOME/datasets`` or ``~/.cache/mindcv/datasets``.
@@ -180,8 +194,12 @@ def create_dataset(
             ``num_shards``, fewer than ``num_shards`` samples repeat (see ``mindcv.data.sampling``). All
             ranks must use the same dataset seed.
         shard_id: This process's shard, ``0 <= shard_id < num_shards``.
-        num_parallel_workers: Reader threads; None keeps MindSpore's default.
+        num_parallel_workers: Reader threads (at most the CPU count); None keeps MindSpore's default.
         download: CIFAR only: fetch and extract the official archive when the files are missing.
+        num_aug_repeats: Repeated augmentation (DeiT): each drawn sample is read this many times, the copies
+            dealt to different ranks (next to each other on one device); an epoch keeps its length, so it
+            covers about ``1 / num_aug_repeats`` of the split (see ``mindcv.data.sampling``). 0 or 1: off.
+            Cannot be combined with ``num_samples``.
         skip_bad_images: Image folders: leave files that fail ``image_check`` out (the number skipped is
             logged and stored as ``dataset.info.num_skipped``) instead of raising.
         image_check: Image folders: ``"header"`` (PIL header and PNG CRC check, cheap), ``"full"`` (decode every
@@ -203,6 +221,8 @@ def create_dataset(
     _check_positive("num_samples", num_samples)
     _check_positive("num_parallel_workers", num_parallel_workers)
     _check_sharding(num_shards, shard_id)
+    if isinstance(num_aug_repeats, bool) or not isinstance(num_aug_repeats, int) or num_aug_repeats < 0:
+        raise ConfigError(f"num_aug_repeats={num_aug_repeats!r} must be an integer >= 0 (0 or 1: off, usually 3)")
     if image_check not in IMAGE_CHECKS:
         raise ConfigError(f"image_check={image_check!r} is not one of {list(IMAGE_CHECKS)}")
     req = _Request(
@@ -212,7 +232,8 @@ def create_dataset(
         num_samples=num_samples,
         num_shards=num_shards,
         shard_id=shard_id,
-        num_parallel_workers=num_parallel_workers,
+        num_parallel_workers=worker_count(num_parallel_workers),
+        num_aug_repeats=num_aug_repeats,
         download=download,
         skip_bad_images=skip_bad_images,
         image_check=image_check,
@@ -248,3 +269,31 @@ def dataset_info(name: str, root: Optional[str] = None, split: str = "train") ->
         check_digits_split(split)
         classes = DIGITS_CLASSES
     return DatasetInfo(name=key, num_classes=len(classes), class_names=classes)
+
+
+def get_dataset_size(name: str = _CUSTOM_FOLDER, root: Optional[str] = None, split: str = "train") -> int:
+    """Return the number of samples in a dataset split, without building a pipeline or reading images.
+
+    Args:
+        name: As in :func:`create_dataset`.
+        root: As in :func:`create_dataset`; needed for image folders.
+        split: Split name.
+
+    Returns:
+        The number of images: for image folders, every image file the layout holds (before any
+        ``skip_bad_images``); for CIFAR, the official count once the files are found and checked.
+
+    Raises:
+        UnknownNameError: Unknown dataset name.
+        DatasetError: Missing or malformed files or folders, or an unknown split.
+    """
+    key = _check_name(name)
+    if key == "imagenet":
+        if root is None:
+            raise DatasetError("get_dataset_size('imagenet') needs root=<folder holding the split folders>")
+        return len(scan_image_folder(root, split).files)
+    if key in CIFAR_SPECS:
+        usage = cifar_split(key, split)
+        prepare_cifar(key, root, usage, download=False)  # finds and validates the files
+        return cifar_split_size(key, usage)
+    return len(load_digits(split)[1])

@@ -66,6 +66,7 @@ def build_digits(
     num_samples: Optional[int],
     num_shards: Optional[int],
     shard_id: Optional[int],
+    num_aug_repeats: int = 0,
 ) -> ds.Dataset:
     """Create the digits dataset, columns ``image`` (32x32x3 uint8) and ``label`` (int32)."""
     images, labels = load_digits(split)
@@ -76,5 +77,5 @@ def build_digits(
         # Python worker processes, which cut throughput several-fold (benchmarks/data_pipeline.py). The
         # transforms still get create_loader's workers.
         num_parallel_workers=1,
-        **shard_sampling(len(labels), shuffle, num_samples, num_shards, shard_id),
+        **shard_sampling(len(labels), shuffle, num_samples, num_shards, shard_id, num_aug_repeats=num_aug_repeats),
     )

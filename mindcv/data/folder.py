@@ -222,13 +222,15 @@ def build_image_folder(
     num_shards: Optional[int],
     shard_id: Optional[int],
     num_parallel_workers: Optional[int],
+    num_aug_repeats: int = 0,
 ) -> Tuple[ds.Dataset, int]:
     """Create the dataset of a checked scan, columns ``image`` (encoded bytes) and ``label`` (int32).
 
     Args:
         scan: A scan passed through :func:`check_images`.
         skip_bad_images: Leave bad files out (with a warning) instead of raising.
-        shuffle, num_samples, num_shards, shard_id, num_parallel_workers: As in ``create_dataset``.
+        shuffle, num_samples, num_shards, shard_id, num_parallel_workers, num_aug_repeats: As in
+            ``create_dataset``.
 
     Returns:
         ``(dataset, number of files skipped)``.
@@ -259,7 +261,7 @@ def build_image_folder(
             _logger.debug("skipped %s: %s", path, why)
         if not files:
             raise DatasetError(f"every image in {scan.split_dir} is unreadable (first: {first}: {reason})")
-    common = shard_sampling(len(files), shuffle, num_samples, num_shards, shard_id)
+    common = shard_sampling(len(files), shuffle, num_samples, num_shards, shard_id, num_aug_repeats=num_aug_repeats)
     if len(files) == len(scan.files) and not scan.has_webp:
         # Exactly the scanned files: MindSpore reads them itself. Its extension match is case-sensitive,
         # so pass every spelling the scan met; class_indexing fixes labels to the sorted class order.

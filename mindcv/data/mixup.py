@@ -1,5 +1,8 @@
 """Batch-level mixup and cutmix on one-hot labels, run as the ``per_batch_map`` of ``Dataset.batch``.
 
+Labels may come as class indices (one per sample) or already as one-hot or soft vectors of width
+``num_classes`` (e.g. after a ``target_transform`` of ``OneHot``); both give the same mixed targets.
+
 MindSpore has C++ ``MixUpBatch`` and ``CutMixBatch`` ops, but no way to choose between them per batch
 (timm's switch probability), to apply them to only a fraction of batches, or to turn them off after
 a given epoch; this small NumPy implementation provides those, following timm's batch mode:
@@ -36,7 +39,7 @@ def _check(name: str, value: float, upper: Optional[float] = None) -> float:
 
 
 class Mixup:
-    """Mix a batch of CHW images and integer labels into soft one-hot labels.
+    """Mix a batch of CHW images and integer (or one-hot) labels into soft one-hot labels.
 
     Args:
         mixup_alpha: Beta parameter of mixup; 0 disables mixup.
@@ -79,7 +82,20 @@ class Mixup:
         self.start_epoch = start_epoch
         self.seed = int(seed)
 
-    def _one_hot(self, labels: np.ndarray) -> np.ndarray:
+    def _targets(self, labels: np.ndarray) -> np.ndarray:
+        """(N,) class indices -> (N, classes) float32 one-hot; (N, classes) one-hot or soft vectors pass as float32."""
+        labels = np.asarray(labels)
+        if labels.ndim == 2:
+            if labels.shape[1] != self.num_classes:
+                raise DatasetError(
+                    f"the labels are vectors of width {labels.shape[1]} but num_classes={self.num_classes}; set "
+                    f"num_classes to the width of the one-hot labels (or give class indices)"
+                )
+            return labels.astype(np.float32)
+        if labels.ndim > 2:
+            raise DatasetError(
+                f"labels of shape {labels.shape[1:]} per sample cannot be mixed; give class indices or one-hot vectors"
+            )
         labels = labels.astype(np.int64).reshape(-1)
         if labels.size and (labels.min() < 0 or labels.max() >= self.num_classes):
             bad = int(labels[(labels < 0) | (labels >= self.num_classes)][0])
@@ -92,8 +108,11 @@ class Mixup:
         return out
 
     def mix(self, images: np.ndarray, labels: np.ndarray, rng: np.random.Generator) -> Tuple[np.ndarray, np.ndarray]:
-        """Mix one batch: ``images`` (N, C, H, W) float, ``labels`` (N,) int -> (images, (N, classes) float32)."""
-        targets = self._one_hot(labels)
+        """Mix one batch: ``images`` (N, C, H, W) float and ``labels`` -> (images, (N, classes) float32).
+
+        ``labels`` are (N,) class indices or (N, classes) one-hot (or soft) vectors.
+        """
+        targets = self._targets(labels)
         if rng.random() >= self.prob:
             return images, targets
         use_cutmix = self.cutmix_alpha > 0 and (self.mixup_alpha == 0 or rng.random() < self.switch_prob)
@@ -115,17 +134,19 @@ class Mixup:
         targets = targets * np.float32(lam) + targets[::-1] * np.float32(1.0 - lam)
         return images, targets
 
+    def mix_batch(self, images: np.ndarray, labels: np.ndarray, batch_info) -> Tuple[np.ndarray, np.ndarray]:
+        """Mix a stacked batch as batch ``batch_info.get_batch_num()`` of epoch ``batch_info.get_epoch_num()``."""
+        epoch = self.start_epoch + batch_info.get_epoch_num()
+        if self.off_epoch and epoch >= self.off_epoch:
+            return images, self._targets(labels)
+        rng = np.random.default_rng([self.seed, epoch, batch_info.get_batch_num()])
+        return self.mix(images, labels, rng)
+
     def __call__(
         self, images: Sequence[np.ndarray], labels: Sequence[np.ndarray], batch_info
     ) -> Tuple[np.ndarray, np.ndarray]:
         """The ``per_batch_map`` hook: lists of per-sample arrays plus MindSpore's ``BatchInfo``."""
-        x = np.stack(images)
-        y = np.asarray([int(v) for v in labels])
-        epoch = self.start_epoch + batch_info.get_epoch_num()
-        if self.off_epoch and epoch >= self.off_epoch:
-            return x, self._one_hot(y)
-        rng = np.random.default_rng([self.seed, epoch, batch_info.get_batch_num()])
-        return self.mix(x, y, rng)
+        return self.mix_batch(np.stack(images), np.stack([np.asarray(v) for v in labels]), batch_info)
 
     def __repr__(self) -> str:
         return (

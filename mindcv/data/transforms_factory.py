@@ -12,6 +12,12 @@ Two families, chosen by the dataset name:
 
 ``mean``, ``std``, ``interpolation`` and ``crop_pct`` default to the dataset's own statistics,
 ``"bilinear"`` and 0.875; a training script passes a model's pretrained config values to override them.
+
+``separate=True`` (training) returns the list cut into three parts, ``(primary, secondary, final)``: the
+crop and flips, the augmentation (auto-augment or colour jitter), and normalisation, CHW and erasing.
+``create_loader(..., separate=True)`` runs the primary part once per image, the secondary part on two
+copies, the final part on all three, and concatenates the clean and the two augmented batches (AugMix's
+split training, e.g. with the ``jsd`` loss).
 """
 
 import math
@@ -35,7 +41,7 @@ from .constants import (
     IMAGENET_DEFAULT_STD,
 )
 
-__all__ = ["create_transforms", "resolve_data_config", "eval_resize_size", "INTERPOLATIONS"]
+__all__ = ["create_transforms", "resolve_data_config", "eval_resize_size", "INTERPOLATIONS", "SplitTransforms"]
 
 INTERPOLATIONS: Dict[str, Inter] = {
     "nearest": Inter.NEAREST,
@@ -46,6 +52,8 @@ INTERPOLATIONS: Dict[str, Inter] = {
 
 Stats = Sequence[float]
 Size = Union[int, Sequence[int]]
+# (primary, secondary, final) parts of a training pipeline, from create_transforms(..., separate=True).
+SplitTransforms = Tuple[List[Callable], List[Callable], List[Callable]]
 
 
 class _Family:
@@ -214,6 +222,8 @@ def resolve_data_config(
 
 def _family(dataset_name: str) -> _Family:
     key = dataset_name.lower() if isinstance(dataset_name, str) else dataset_name
+    if key == "":  # upstream MindCV's name for a custom image folder
+        key = "imagenet"
     if key not in _FAMILIES:
         raise UnknownNameError(
             f"create_transforms: unknown dataset {dataset_name!r}; known datasets: {', '.join(sorted(_FAMILIES))}"
@@ -222,7 +232,7 @@ def _family(dataset_name: str) -> _Family:
 
 
 def create_transforms(
-    dataset_name: str,
+    dataset_name: str = "",
     image_resize: Size = 224,
     is_training: bool = False,
     scale: Sequence[float] = (0.08, 1.0),
@@ -240,14 +250,16 @@ def create_transforms(
     mean: Optional[Stats] = None,
     std: Optional[Stats] = None,
     crop_pct: Optional[float] = None,
-) -> List[Callable]:
-    """Return the list of C++ vision ops to ``map`` over the ``image`` column of a dataset.
+    separate: bool = False,
+) -> Union[List[Callable], SplitTransforms]:
+    """Return the list of vision ops to ``map`` over the ``image`` column of a dataset.
 
     The output image is float32, CHW, ``image_resize`` square (or the given height and width),
     normalised with ``mean``/``std``.
 
     Args:
-        dataset_name: A name from ``list_datasets()``; selects the family and the defaults.
+        dataset_name: A name from ``list_datasets()``; selects the family and the defaults. ``""`` (upstream
+            MindCV's custom dataset) takes the ImageNet-style transforms.
         image_resize: Output size, an int or a (height, width) pair.
         is_training: Training (random augmentation) or evaluation (deterministic) transforms.
         scale: ImageNet-style training: area fraction range of RandomResizedCrop.
@@ -256,8 +268,8 @@ def create_transforms(
         vflip: Vertical flip probability.
         color_jitter: Brightness/contrast/saturation factor, or 3-4 factors (the 4th is hue, <= 0.5);
             ignored when ``auto_augment`` is set (as in timm). None or 0: no jitter.
-        auto_augment: ``"randaug-m9-n2-mstd0.5"``, ``"autoaug"`` or ``"trivialaugwide"`` (see
-            ``mindcv.data.auto_augment``); None: none.
+        auto_augment: ``"randaug-m9-n2-mstd0.5"``, ``"autoaug"``, ``"autoaugr"``, ``"3a"``, ``"augmix-m3-w3"`` or
+            ``"trivialaugwide"`` (see ``mindcv.data.auto_augment``); None: none.
         re_prob: Random erasing probability (applied after normalisation, on CHW).
         re_scale: Random erasing area fraction range.
         re_ratio: Random erasing aspect ratio range.
@@ -267,15 +279,20 @@ def create_transforms(
         mean: RGB mean in 0-1 units; None: the dataset's own (ImageNet's for image folders).
         std: RGB std in 0-1 units; None: the dataset's own.
         crop_pct: ImageNet-style evaluation: centre-crop fraction; None: 0.875.
+        separate: Training: return ``(primary, secondary, final)`` lists for ``create_loader(...,
+            separate=True)`` (see the module docstring). Evaluation has nothing to split and ignores it.
 
     Returns:
-        A list of callables for ``Dataset.map(operations=..., input_columns="image")``.
+        A list of callables for ``Dataset.map(operations=..., input_columns="image")``, or with
+        ``separate=True`` in training the three lists whose concatenation is that list.
 
     Raises:
         UnknownNameError: Unknown dataset name.
         ConfigError: An invalid option value, one line naming it.
     """
     family = _family(dataset_name)
+    if not isinstance(separate, bool):
+        raise ConfigError(f"separate={separate!r} must be True or False")
     size = _size(image_resize)
     inter = _interpolation(interpolation)
     mean_ = _stats("mean", mean, family.mean)
@@ -292,34 +309,35 @@ def create_transforms(
         resize = eval_resize_size(size, _crop_pct(DEFAULT_CROP_PCT if crop_pct is None else crop_pct))
         return [vision.Decode(), vision.Resize(resize, interpolation=inter), vision.CenterCrop(size)] + normalize
 
-    ops: List[Callable] = []
+    primary: List[Callable] = []
     if family.native_size is None:
-        ops.append(
+        primary.append(
             vision.RandomCropDecodeResize(
                 size, scale=_range("scale", scale, upper=1.0), ratio=_range("ratio", ratio), interpolation=inter
             )
         )
     else:
-        ops.append(vision.RandomCrop(family.native_size, padding=_SMALL_PAD))
-        ops.extend(resize_small)
+        primary.append(vision.RandomCrop(family.native_size, padding=_SMALL_PAD))
+        primary.extend(resize_small)
     hflip_p = _probability("hflip", family.hflip if hflip is None else hflip)
     vflip_p = _probability("vflip", vflip)
     if hflip_p > 0:
-        ops.append(vision.RandomHorizontalFlip(prob=hflip_p))
+        primary.append(vision.RandomHorizontalFlip(prob=hflip_p))
     if vflip_p > 0:
-        ops.append(vision.RandomVerticalFlip(prob=vflip_p))
+        primary.append(vision.RandomVerticalFlip(prob=vflip_p))
+    secondary: List[Callable] = []
     if auto_augment:
         # Uncovered areas are filled with the mean colour, so they vanish after normalisation.
-        ops.extend(auto_augment_ops(auto_augment, inter, [round(m * 255) for m in mean_]))
+        secondary.extend(auto_augment_ops(auto_augment, inter, [round(m * 255) for m in mean_]))
     elif color_jitter is not None:
         jitter = _color_jitter(color_jitter)
         if jitter is not None:
-            ops.append(jitter)
-    ops.extend(normalize)
+            secondary.append(jitter)
+    final = list(normalize)
     if _probability("re_prob", re_prob) > 0:
         if isinstance(re_max_attempts, bool) or not isinstance(re_max_attempts, int) or re_max_attempts < 1:
             raise ConfigError(f"re_max_attempts={re_max_attempts!r} must be a positive integer")
-        ops.append(
+        final.append(
             vision.RandomErasing(
                 prob=re_prob,
                 scale=_range("re_scale", re_scale, upper=1.0),
@@ -328,4 +346,6 @@ def create_transforms(
                 max_attempts=re_max_attempts,
             )
         )
-    return ops
+    if separate:
+        return primary, secondary, final
+    return primary + secondary + final
