@@ -154,7 +154,6 @@ def test_unknown_optimizer_lists_close_matches_first():
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        (dict(opt="adamw", loss_scale=128.0), "loss_scale"),
         (dict(opt="sgd", weight_decay=-1.0), "weight_decay"),
         (dict(opt="sgd", lr=[[0.1]]), "1-D"),
         (dict(opt="sgd", lr=[0.1, float("nan")]), "non-finite"),

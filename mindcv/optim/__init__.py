@@ -1,5 +1,6 @@
 """Optimizers built by :func:`create_optimizer`."""
 
+from .adamw import AdamWeightDecay
 from .fused import FusedMomentum
 from .optim_factory import (
     FUSED_OPTIMIZER_CHOICES,
@@ -7,6 +8,7 @@ from .optim_factory import (
     create_optimizer,
     list_optimizers,
     optimizer_kwargs,
+    param_layer_ids,
     split_weight_decay_params,
 )
 from .trust_ratio import LARS, Lamb
@@ -16,8 +18,10 @@ __all__ = [
     "list_optimizers",
     "optimizer_kwargs",
     "split_weight_decay_params",
+    "param_layer_ids",
     "WEIGHT_DECAY_FILTERS",
     "FUSED_OPTIMIZER_CHOICES",
+    "AdamWeightDecay",
     "FusedMomentum",
     "LARS",
     "Lamb",

@@ -35,16 +35,25 @@ A warm-up longer than the run is clamped to the run (with a warning), as timm's 
 short run.
 
 The step and multi-step decays never fall below ``min_lr`` either.
+
+The curves are :mod:`mindcv.scheduler.curves`, which :mod:`mindcv.scheduler.dynamic_lr` (upstream's per-step
+functions) is built on too. The signature is upstream's; the values differ from upstream's ``create_scheduler`` on
+purpose where upstream ignores an argument or counts epochs differently: ``decay_epochs`` defaults to the rest of
+training (upstream: 10); step and multi-step decays count epochs from the start of training (upstream: from the end of
+the warm-up); every decay is floored at ``min_lr`` and the polynomial one ends there (upstream: at 0, over the rest of
+training whatever ``decay_epochs`` says); the warm-up may be fractional. The result is a float32 array rather than
+upstream's list; both index, iterate and feed ``create_optimizer`` alike. Upstream's ``cyclic`` policy is
+:func:`mindcv.scheduler.dynamic_lr.cyclic_lr`.
 """
 
 import logging
-import math
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 from ..errors import ConfigError, unknown_name_error
+from . import curves
 
 __all__ = ["create_scheduler", "list_schedulers", "scheduler_lr_at", "scheduler_kwargs"]
 
@@ -83,51 +92,36 @@ def _constant(t: np.ndarray, a: _Args) -> np.ndarray:
     return np.full_like(t, a.lr)
 
 
+def _since_warmup(t: np.ndarray, a: _Args) -> np.ndarray:
+    return np.maximum(t - a.warmup_epochs, 0.0)
+
+
 def _cosine_decay(t: np.ndarray, a: _Args) -> np.ndarray:
     span = a.decay_epochs if a.decay_epochs is not None else a.decay_span / a.num_cycles
-    tau = np.maximum(t - a.warmup_epochs, 0.0)
-    cycle = np.floor(tau / span)
-    within = tau - cycle * span
-    peak = a.lr * a.cycle_decay ** np.minimum(cycle, a.num_cycles - 1)
-    lr = a.min_lr + 0.5 * (peak - a.min_lr) * (1.0 + np.cos(math.pi * within / span))
-    return np.where(cycle >= a.num_cycles, a.min_lr, lr)
+    return curves.cosine_cycles(_since_warmup(t, a), span, a.num_cycles, a.cycle_decay, a.lr, a.min_lr)
 
 
 def _polynomial_decay(t: np.ndarray, a: _Args) -> np.ndarray:
-    span = a.decay_span
-    tau = np.clip(t - a.warmup_epochs, 0.0, span)
-    return a.min_lr + (a.lr - a.min_lr) * (1.0 - tau / span) ** a.decay_rate
+    return curves.polynomial(_since_warmup(t, a), a.decay_span, a.decay_rate, a.lr, a.min_lr)
 
 
 def _exponential_decay(t: np.ndarray, a: _Args) -> np.ndarray:
-    tau = np.maximum(t - a.warmup_epochs, 0.0)
-    return np.maximum(a.lr * a.decay_rate**tau, a.min_lr)
+    return np.maximum(curves.exponential(_since_warmup(t, a), a.decay_rate, a.lr), a.min_lr)
 
 
 def _step_decay(t: np.ndarray, a: _Args) -> np.ndarray:
-    return np.maximum(a.lr * a.decay_rate ** np.floor(t / a.decay_epochs), a.min_lr)
+    return np.maximum(curves.step(t, a.decay_epochs, a.decay_rate, a.lr), a.min_lr)
 
 
 def _multi_step_decay(t: np.ndarray, a: _Args) -> np.ndarray:
-    # searchsorted(side="right") counts the milestones <= t, as torch's MultiStepLR does with bisect_right.
-    passed = np.searchsorted(np.asarray(a.milestones, dtype=np.float64), t, side="right")
-    return np.maximum(a.lr * a.decay_rate**passed, a.min_lr)
+    return np.maximum(curves.multi_step(t, a.milestones, a.decay_rate, a.lr), a.min_lr)
 
 
 def _one_cycle(t: np.ndarray, a: _Args) -> np.ndarray:
     # In updates, as OneCycleLR counts: the rise ends at update pct * T - 1 and the fall at the last update, T - 1.
-    step = t * a.steps_per_epoch
     total = a.num_epochs * a.steps_per_epoch
     start = a.lr / _ONE_CYCLE_DIV_FACTOR
-    peak_step = _ONE_CYCLE_PCT_START * total - 1
-    last_step = total - 1
-
-    def cos_anneal(begin: float, end: float, pct: np.ndarray) -> np.ndarray:
-        return end + 0.5 * (begin - end) * (1.0 + np.cos(math.pi * pct))
-
-    up = cos_anneal(start, a.lr, np.clip(step / max(peak_step, 1e-12), 0.0, 1.0))
-    down = cos_anneal(a.lr, a.min_lr, np.clip((step - peak_step) / max(last_step - peak_step, 1e-12), 0.0, 1.0))
-    return np.where(step <= peak_step, up, down)
+    return curves.one_cycle(t * a.steps_per_epoch, total, a.lr, start, a.min_lr, _ONE_CYCLE_PCT_START)
 
 
 _SCHEDULERS: Dict[str, Callable[[np.ndarray, _Args], np.ndarray]] = {
@@ -225,7 +219,7 @@ def _evaluate(scheduler: str, args: _Args, steps: np.ndarray, steps_per_epoch: i
         t = np.floor(t)
     lr = _SCHEDULERS[scheduler](t, args)
     if args.warmup_epochs > 0:
-        warm = args.lr * (args.warmup_factor + (1.0 - args.warmup_factor) * t / args.warmup_epochs)
+        warm = curves.linear(t, args.lr * args.warmup_factor, args.lr, args.warmup_epochs)
         lr = np.where(t < args.warmup_epochs, warm, lr)
     return lr.astype(np.float32)
 
