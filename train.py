@@ -30,7 +30,7 @@ from mindcv.config import (  # noqa: E402
 from mindcv.data import create_dataset, create_loader, create_transforms  # noqa: E402
 from mindcv.engine import EMA, Evaluator, TrainingSummary, TrainStep  # noqa: E402
 from mindcv.engine.checkpoint_manager import (  # noqa: E402
-    CheckpointManager,
+    RunCheckpoints,
     prepare_output_dir,
     read_training_checkpoint,
     resolve_resume_path,
@@ -56,6 +56,12 @@ def train(cfg: Namespace) -> None:
     folder = prepare_output_dir(cfg.ckpt_save_dir) if is_main else os.path.abspath(cfg.ckpt_save_dir)
     with run_lock(folder) if is_main else contextlib.nullcontext():
         logger = setup_logger(folder, rank)
+        if cfg.dataset_sink_mode is not None:
+            logger.info(
+                "dataset_sink_mode=%s has no effect here: every step is one compiled graph fed without a per-step host "
+                "sync (what sink mode gives upstream), and the loss is read back every --log_interval steps",
+                cfg.dataset_sink_mode,
+            )
         set_seed(cfg.seed)
         num_classes = resolve_num_classes(cfg)
         resume_path = resolve_resume_path(cfg.resume, folder, cfg.model)
@@ -94,8 +100,14 @@ def train(cfg: Namespace) -> None:
         )  # fmt: skip
         manager = None  # only rank 0 writes files
         if is_main:
-            manager = CheckpointManager(
-                folder, cfg.model, cfg.keep_checkpoint_max, cfg.ckpt_save_policy, cfg.ckpt_save_interval
+            manager = RunCheckpoints(
+                folder,
+                cfg.model,
+                cfg.keep_checkpoint_max,
+                cfg.ckpt_save_policy,
+                cfg.ckpt_save_interval,
+                steps_per_epoch=batches,
+                num_epochs=cfg.epoch_size,
             )
         trainer = Trainer(
             train_step,

@@ -32,7 +32,7 @@ from mindcv.utils.runtime import setup_context  # noqa: E402
 
 def validate(cfg: Namespace) -> None:
     """Load the weights named by ``cfg`` and evaluate them on ``cfg.val_split``."""
-    setup_context(cfg.mode, cfg.device_target, cfg.amp_level)
+    setup_context(cfg.mode, cfg.device_target, cfg.val_amp_level)
     rank, group_size = init_distributed(cfg.distribute)
     logger = setup_logger(None, rank)
     if not cfg.pretrained and not cfg.ckpt_path:
@@ -53,13 +53,18 @@ def validate(cfg: Namespace) -> None:
     transform = create_transforms(**transforms_kwargs(cfg, False, get_pretrained_cfg(cfg.model)))
     loader = create_loader(dataset, transform=transform, **loader_kwargs(cfg, False, num_classes))
 
-    metrics = Evaluator(network, cfg.batch_size, num_classes, cfg.distribute).evaluate(loader)
+    metrics = Evaluator(network, cfg.batch_size, num_classes, cfg.distribute, cfg.val_amp_level).evaluate(loader)
     weights = "pretrained" if cfg.pretrained else cfg.ckpt_path + (" (EMA)" if cfg.ema else "")
     logger.info(
         "%s on %s/%s, %s: top-1 %.2f%%, top-5 %.2f%%, loss %.4f over %d images",
         cfg.model, cfg.dataset, cfg.val_split, weights, metrics["top1"], metrics["top5"], metrics["loss"],
         metrics["num_samples"],
     )  # fmt: skip
+    if rank == 0:  # upstream's result line, in 0-1 units, that scripts written against upstream parse
+        upstream = {"Top_1_Accuracy": metrics["top1"] / 100.0}
+        if num_classes >= 5:
+            upstream["Top_5_Accuracy"] = metrics["top5"] / 100.0
+        print(dict(upstream, loss=metrics["loss"]), flush=True)
     if rank == 0 and cfg.results_file:
         results = dict(
             model=cfg.model, weights=weights, dataset=cfg.dataset, split=cfg.val_split, num_classes=num_classes,

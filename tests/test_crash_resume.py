@@ -54,7 +54,7 @@ ARGS = TINY + [
 # summary.csv columns that a resumed run must reproduce exactly (timings and throughput naturally differ).
 COMPARED_SUMMARY = ("epoch", "lr", "train_loss", "val_top1", "val_top5", "val_loss")
 ALL_CHECKPOINTS = sorted(
-    [f"{MODEL}-{e}.ckpt" for e in range(1, EPOCHS + 1)] + [f"{MODEL}-best.ckpt", f"{MODEL}-last.ckpt"]
+    [f"{MODEL}-{e}_{STEPS}.ckpt" for e in range(1, EPOCHS + 1)] + [f"{MODEL}-best.ckpt", f"{MODEL}-last.ckpt"]
 )
 
 
@@ -133,7 +133,7 @@ def test_resume_auto_in_empty_folder_starts_fresh(reference):
     assert read_meta(_last(reference.folder))["epoch"] == EPOCHS
     assert not temporaries(reference.folder)
     # the last epoch changed the state, so a resume that skipped or repeated an epoch cannot match the reference
-    before_last = read_tensors(os.path.join(reference.folder, f"{MODEL}-{EPOCHS - 1}.ckpt"))
+    before_last = read_tensors(os.path.join(reference.folder, f"{MODEL}-{EPOCHS - 1}_{STEPS}.ckpt"))
     assert not np.array_equal(before_last["conv1.weight"], reference.tensors["conv1.weight"])
 
 
@@ -158,16 +158,16 @@ def _log_has(folder: str, text: str) -> bool:
 
 
 def _writing_epoch_file(folder: str, epoch: int) -> bool:
-    prefix = f".{MODEL}-{epoch}.ckpt.tmp-"
+    prefix = f".{MODEL}-{epoch}_{STEPS}.ckpt.tmp-"
     return any(n.startswith(prefix) for n in os.listdir(folder))
 
 
 # name: (kill when this is true, what the files must show about where the kill landed, epochs completed)
 def _last_is_epoch_file(folder: str, epoch: int) -> bool:
-    """-last.ckpt is a hard link to -<epoch>.ckpt: the epoch's checkpoints are all committed."""
+    """-last.ckpt is a hard link to -<epoch>_<steps>.ckpt: the epoch's checkpoints are all committed."""
     try:
         last = os.stat(os.path.join(folder, f"{MODEL}-last.ckpt"))
-        return last.st_ino == os.stat(os.path.join(folder, f"{MODEL}-{epoch}.ckpt")).st_ino
+        return last.st_ino == os.stat(os.path.join(folder, f"{MODEL}-{epoch}_{STEPS}.ckpt")).st_ino
     except FileNotFoundError:
         return False
 
@@ -185,11 +185,12 @@ KILL_POINTS = {
     ),
     "writing_checkpoint": (
         lambda f: _writing_epoch_file(f, 2),
-        lambda f: _writing_epoch_file(f, 2) and f"{MODEL}-2.ckpt" not in os.listdir(f),  # the temp was never renamed
+        # the temp was never renamed
+        lambda f: _writing_epoch_file(f, 2) and f"{MODEL}-2_{STEPS}.ckpt" not in os.listdir(f),
         1,
     ),
     "between_epochs": (
-        lambda f: _last_is_epoch_file(f, 2),  # -last is re-linked to -2.ckpt as the last write of epoch 2
+        lambda f: _last_is_epoch_file(f, 2),  # -last is re-linked to -2_5.ckpt as the last write of epoch 2
         lambda f: not _log_has(f, f"epoch 3/{EPOCHS} step"),  # epoch 3 had not produced a step yet
         2,
     ),
@@ -299,7 +300,8 @@ def _assert_full_disk_error(stderr: str, folder: str) -> str:
     lines = error_lines(stderr)
     assert len(lines) == 1, stderr
     line = lines[0]
-    assert line.startswith("error: cannot save checkpoint") and os.path.join(folder, f"{MODEL}-2.ckpt") in line, line
+    epoch_file = os.path.join(folder, f"{MODEL}-2_{STEPS}.ckpt")
+    assert line.startswith("error: cannot save checkpoint") and epoch_file in line, line
     assert "no space left on device" in line and "--ckpt_save_dir" in line, line
     return line
 
@@ -310,7 +312,7 @@ def test_full_disk_while_saving_simulated(tmp_path, monkeypatch, capsys):
     folder = str(tmp_path / "run")
     seen: dict = {}
     try:
-        monkeypatch.setattr(ms, "save_checkpoint", _failing_save_on(f".{MODEL}-2.ckpt.tmp-", seen))
+        monkeypatch.setattr(ms, "save_checkpoint", _failing_save_on(f".{MODEL}-2_{STEPS}.ckpt.tmp-", seen))
         rc, _, stderr = run_script("train", ARGS + ["--ckpt_save_dir", folder], capsys)
         assert rc == 2, stderr
         assert "partial" in seen, "the simulated full disk was never hit"
@@ -355,7 +357,7 @@ def small_tmpfs(tmp_path):
 def test_full_disk_on_a_real_small_filesystem_then_resume(reference, tmp_path, small_tmpfs):
     """A tmpfs with room for epoch 1's checkpoints but not epoch 2's: the run stops with one line, epoch 1's state is
     intact; once space is freed, ``--resume auto`` finishes bit-identical to the uninterrupted run."""
-    epoch_file = os.path.getsize(os.path.join(reference.folder, f"{MODEL}-1.ckpt"))
+    epoch_file = os.path.getsize(os.path.join(reference.folder, f"{MODEL}-1_{STEPS}.ckpt"))
     best_file = os.path.getsize(os.path.join(reference.folder, f"{MODEL}-best.ckpt"))
     small_tmpfs.mount(epoch_file + best_file + epoch_file // 2)  # the 2nd epoch file cannot fit
     folder = os.path.join(small_tmpfs.path, "run")
@@ -364,9 +366,9 @@ def test_full_disk_on_a_real_small_filesystem_then_resume(reference, tmp_path, s
     assert failed.proc.returncode == 2, failed.tail()
     _assert_full_disk_error(failed.stderr(), folder)
     assert "Traceback" not in failed.stderr()
-    assert checkpoint_names(folder) == sorted([f"{MODEL}-1.ckpt", f"{MODEL}-best.ckpt", f"{MODEL}-last.ckpt"])
+    assert checkpoint_names(folder) == sorted([f"{MODEL}-1_{STEPS}.ckpt", f"{MODEL}-best.ckpt", f"{MODEL}-last.ckpt"])
     assert not temporaries(folder) and not unexplained_files(folder), os.listdir(folder)
-    after_one = read_tensors(os.path.join(reference.folder, f"{MODEL}-1.ckpt"))
+    after_one = read_tensors(os.path.join(reference.folder, f"{MODEL}-1_{STEPS}.ckpt"))
     last = read_tensors(_last(folder))
     assert sorted(last) == sorted(after_one) and all(np.array_equal(last[k], after_one[k]) for k in last)
     assert read_meta(_last(folder))["epoch"] == 1

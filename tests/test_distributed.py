@@ -44,7 +44,7 @@ def test_two_workers_data_parallel(tmp_path):
     assert "(14 images)" in worker_logs[0] and "(14 images)" in worker_logs[1]
     # only rank 0 wrote, once
     assert sorted(p.name for p in out.iterdir() if p.suffix == ".ckpt") == sorted(
-        f"{TINY_MODEL}-{s}.ckpt" for s in ("1", "best", "last")
+        f"{TINY_MODEL}-{s}.ckpt" for s in ("1_2", "best", "last")
     )
     assert read_meta(str(out / f"{TINY_MODEL}-last.ckpt"))["epoch"] == 1
     assert "[rank 1]" not in (out / "train.log").read_text()

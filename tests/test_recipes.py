@@ -5,6 +5,7 @@ import os
 
 import pytest
 import yaml
+from scriptutil import run_script
 
 from mindcv.config import parse_args
 
@@ -67,3 +68,20 @@ def test_seed_cifar10_recipe():
         10,
     )
     assert cfg.dataset_download and cfg.image_resize == 224
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("recipe", ["res2net50_ascend.yaml", "res2net50_v1b_gpu.yaml"])
+def test_amp_recipe_trains_a_short_epoch_at_32px(recipe, tmp_path, capsys):
+    """The recipes' AMP levels (O3 on Ascend, O2 on GPU) with their fixed loss scale, on the CPU at CIFAR size."""
+    out = str(tmp_path / "run")
+    overrides = [
+        "--device_target", "CPU", "--distribute", "false", "--dataset", "digits", "--num_classes", "10",
+        "--image_resize", "32", "--batch_size", "8", "--num_samples", "16", "--epoch_size", "1",
+        "--val_while_train", "false", "--ckpt_save_dir", out, "--log_interval", "1",
+    ]  # fmt: skip
+    rc, stdout, stderr = run_script("train", ["-c", os.path.join(ROOT, recipe)] + overrides, capsys)
+    assert rc == 0, stderr
+    assert "loss is nan" not in stdout + stderr and "epoch 1/1: train loss" in stdout
+    model = yaml.safe_load(open(os.path.join(ROOT, recipe)))["model"]
+    assert os.path.isfile(os.path.join(out, f"{model}-1_2.ckpt"))  # upstream's name, last epoch always saved

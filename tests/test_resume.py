@@ -14,7 +14,7 @@ from scriptutil import ROOT, TINY, TINY_MODEL, read_meta, read_tensors, run_scri
 import mindspore as ms
 from mindspore import nn
 
-from mindcv.engine.checkpoint_manager import CheckpointManager, TrainingCheckpoint, restore_train_state
+from mindcv.engine.checkpoint_manager import RunCheckpoints, TrainingCheckpoint, restore_train_state
 from mindcv.engine.ema import EMA
 from mindcv.engine.train_step import TrainStep
 from mindcv.loss import create_loss
@@ -37,7 +37,7 @@ def runs(tmp_path_factory):
     straight, split = str(root / "straight"), str(root / "split")
     assert run_script("train", ARGS + ["--ckpt_save_dir", straight])[0] == 0
     os.makedirs(split)
-    after_one = os.path.join(straight, f"{TINY_MODEL}-1.ckpt")
+    after_one = os.path.join(straight, f"{TINY_MODEL}-1_3.ckpt")
     shutil.copyfile(after_one, os.path.join(split, f"{TINY_MODEL}-last.ckpt"))
     shutil.copyfile(os.path.join(straight, "summary.csv"), os.path.join(split, "summary.csv"))
     # the resumed run is a new process, as after a crash
@@ -111,7 +111,7 @@ def test_training_checkpoint_loads_as_plain_and_ema_weights(tmp_path, opt):
     net, step = _tiny_step(opt)
     x, y = ms.Tensor(np.random.rand(2, 3, 8, 8).astype(np.float32)), ms.Tensor(np.array([0, 2], np.int32))
     step(x, y)
-    manager = CheckpointManager(str(tmp_path), "tiny", keep_checkpoint_max=0)
+    manager = RunCheckpoints(str(tmp_path), "tiny", keep_checkpoint_max=0)
     manager.save(1, step.state_parameters(), {"epoch": 1, "step": 1, "steps_per_epoch": 1})
     for ema in (False, True):
         fresh = _Tiny()
@@ -145,22 +145,34 @@ def _params(value: float):
     ],
 )
 def test_keep_policies(tmp_path, policy, metrics, kept):
-    manager = CheckpointManager(str(tmp_path), "m", keep_checkpoint_max=2, policy=policy)
+    manager = RunCheckpoints(str(tmp_path), "m", keep_checkpoint_max=2, policy=policy)
     for epoch, metric in enumerate(metrics, start=1):
         manager.save(epoch, _params(epoch), {"epoch": epoch, "step": epoch}, metric=float(metric))
         # -last always holds the newest epoch, whether or not its epoch file is kept
         assert _split(manager.last_path)[1]["epoch"] == epoch
     names = sorted(n for n in os.listdir(tmp_path) if n.endswith(".ckpt"))
-    assert names == sorted([f"m-{e}.ckpt" for e in kept] + ["m-last.ckpt"])
+    assert names == sorted([f"m-{e}_1.ckpt" for e in kept] + ["m-last.ckpt"])
     assert not [n for n in os.listdir(tmp_path) if ".tmp-" in n]
     # a resumed manager continues the same bookkeeping from the checkpoint's metadata
-    again = CheckpointManager(str(tmp_path), "m", keep_checkpoint_max=2, policy=policy)
+    again = RunCheckpoints(str(tmp_path), "m", keep_checkpoint_max=2, policy=policy)
     again.load_kept_state(_split(manager.last_path)[1]["kept_checkpoints"])
     assert sorted(e["epoch"] for e in again.kept) == kept
 
 
+def test_epoch_files_carry_upstream_names_and_the_last_epoch_is_always_saved(tmp_path):
+    """``<model>-<epoch>_<steps per epoch>.ckpt`` every ``save_interval`` epochs and after the last one."""
+    manager = RunCheckpoints(
+        str(tmp_path), "m", keep_checkpoint_max=5, save_interval=2, steps_per_epoch=7, num_epochs=5
+    )
+    for epoch in range(1, 6):
+        manager.save(epoch, _params(epoch), {"epoch": epoch, "step": 7 * epoch})
+    names = sorted(n for n in os.listdir(tmp_path) if n.endswith(".ckpt"))
+    assert names == ["m-2_7.ckpt", "m-4_7.ckpt", "m-5_7.ckpt", "m-last.ckpt"]
+    assert _split(str(tmp_path / "m-5_7.ckpt"))[1]["epoch"] == 5
+
+
 def test_best_written_only_when_asked(tmp_path):
-    manager = CheckpointManager(str(tmp_path), "m", keep_checkpoint_max=0)
+    manager = RunCheckpoints(str(tmp_path), "m", keep_checkpoint_max=0)
     manager.save(1, _params(1.0), {"epoch": 1, "step": 1}, metric=5.0, best_weights=_params(1.0))
     manager.save(2, _params(2.0), {"epoch": 2, "step": 2}, metric=1.0)
     assert float(_split(manager.best_path)[0]["w"].asnumpy()[0]) == 1.0

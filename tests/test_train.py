@@ -77,7 +77,7 @@ def test_digits_train_checkpoint_validate(tmp_path, capsys, mode):
     rows = _assert_run_outputs(out, TINY_MODEL, 2)
     assert "epoch 2/2: train loss" in stdout and "EMA val top-1" in stdout
     # latest_k with the default keep_checkpoint_max keeps both epoch files; -last is the newest one
-    assert read_meta(os.path.join(out, f"{TINY_MODEL}-2.ckpt"))["epoch"] == 2
+    assert read_meta(os.path.join(out, f"{TINY_MODEL}-2_2.ckpt"))["epoch"] == 2
     last = read_tensors(os.path.join(out, f"{TINY_MODEL}-last.ckpt"))
     assert any(k.startswith("moments.") for k in last) and any(k.startswith("ema.") for k in last)
     assert "train_step.loss_scale" in last
@@ -147,12 +147,13 @@ def test_seed_train_command_with_local_data(tmp_path, capsys, local_pretrained, 
 
 @pytest.mark.slow
 def test_seed_validate_command_as_written(tmp_path, capsys, monkeypatch):
-    """Exactly the seed's command, run from a folder holding ./data/imagenet and ./ckpt/res2net50-best.ckpt."""
+    """Exactly the seed's command, run as upstream users do from the dataset folder (./val/<class>/) that also holds
+    ./ckpt/res2net50-best.ckpt: --data_dir defaults to ./ as in upstream."""
     import mindspore as ms
 
     from mindcv.models import create_model
 
-    make_image_folder(str(tmp_path / "data" / "imagenet"), per_class={"val": 1})
+    make_image_folder(str(tmp_path), per_class={"val": 1})
     (tmp_path / "ckpt").mkdir()
     ms.save_checkpoint(create_model("res2net50", num_classes=3), str(tmp_path / "ckpt" / "res2net50-best.ckpt"))
     monkeypatch.chdir(tmp_path)
@@ -270,7 +271,7 @@ def test_nan_loss_stops_with_step_and_keeps_last_good(tmp_path, capsys, monkeypa
     assert "loss is nan at step 4 (epoch 2)" in lines[0] and f"{TINY_MODEL}-last.ckpt is kept" in lines[0]
     assert read_meta(os.path.join(out, f"{TINY_MODEL}-last.ckpt"))["epoch"] == 1
     assert sorted(n for n in os.listdir(out) if n.endswith(".ckpt")) == [
-        f"{TINY_MODEL}-1.ckpt", f"{TINY_MODEL}-best.ckpt", f"{TINY_MODEL}-last.ckpt"
+        f"{TINY_MODEL}-1_2.ckpt", f"{TINY_MODEL}-best.ckpt", f"{TINY_MODEL}-last.ckpt"
     ]  # fmt: skip
     assert "at step 4 (epoch 2)" in open(os.path.join(out, "train.log")).read()  # the reason stays in the log
 

@@ -10,11 +10,24 @@ from .kwargs import (
     transforms_kwargs,
 )
 from .options import BASE_KEY, CHECKPOINT_MODEL_FLAGS, MODEL_FLAGS, SYSTEM_FLAGS, option_names
-from .parser import add_options, config_to_dict, create_parser, load_yaml_config, parse_args, run_cli, save_config
+from .parser import (
+    add_options,
+    check_cfgs_in_parser,
+    config_to_dict,
+    create_config_parsers,
+    create_parser,
+    load_yaml_config,
+    parse_args,
+    run_cli,
+    save_args,
+    save_config,
+)
 
 __all__ = [
     "BASE_KEY",
     "create_parser",
+    "create_config_parsers",
+    "check_cfgs_in_parser",
     "add_options",
     "MODEL_FLAGS",
     "CHECKPOINT_MODEL_FLAGS",
@@ -25,6 +38,7 @@ __all__ = [
     "load_yaml_config",
     "config_to_dict",
     "save_config",
+    "save_args",
     "resolve_num_classes",
     "model_kwargs",
     "dataset_kwargs",

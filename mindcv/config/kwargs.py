@@ -4,7 +4,6 @@
 factories keep their own ``optimizer_kwargs``/``scheduler_kwargs``/``loss_kwargs`` next to them).
 """
 
-import os
 from typing import Any, Dict, Optional
 
 from ..data import dataset_info, resolve_data_config
@@ -19,7 +18,10 @@ __all__ = [
     "train_step_kwargs",
 ]
 
-_DEFAULT_DATA_DIRS = {"imagenet": os.path.join(".", "data", "imagenet")}
+# Upstream MindCV's defaults: an image folder is read from the current directory (its <split>/<class>/ folders), and
+# only ImageNet-style training gets colour jitter 0.4 (upstream's CIFAR pipeline has none).
+_DEFAULT_DATA_DIRS = {"imagenet": "."}
+_DEFAULT_COLOR_JITTER = {"imagenet": 0.4}
 
 
 def resolve_num_classes(cfg: Any, is_training: bool = True) -> int:
@@ -70,7 +72,7 @@ def dataset_kwargs(
         is_training: Training split (shuffled, ``num_samples``) or evaluation split (``val_num_samples``).
         rank: This process's rank; with ``group_size > 1`` the split is sharded.
         group_size: Number of data-parallel processes.
-        shuffle: Override the shuffling (default: shuffle the training split only).
+        shuffle: Override the shuffling (default: ``--shuffle`` for training, ``--eval_shuffle`` for evaluation).
     """
     name = cfg.dataset.lower()
     sharded = group_size > 1
@@ -78,7 +80,7 @@ def dataset_kwargs(
         name=name,
         root=cfg.data_dir if cfg.data_dir else _DEFAULT_DATA_DIRS.get(name),
         split=cfg.train_split if is_training else cfg.val_split,
-        shuffle=is_training if shuffle is None else shuffle,
+        shuffle=(cfg.shuffle if is_training else cfg.eval_shuffle) if shuffle is None else shuffle,
         num_samples=cfg.num_samples if is_training else cfg.val_num_samples,
         num_shards=group_size if sharded else None,
         shard_id=rank if sharded else None,
@@ -86,6 +88,7 @@ def dataset_kwargs(
         download=cfg.dataset_download,
         image_check=cfg.image_check,
         skip_bad_images=cfg.skip_bad_images,
+        **({"num_aug_repeats": cfg.aug_repeats} if is_training and cfg.aug_repeats > 1 else {}),
     )
 
 
@@ -121,16 +124,38 @@ def transforms_kwargs(cfg: Any, is_training: bool, pretrained_cfg: Dict[str, Any
     )
     if is_training:
         jitter = cfg.color_jitter
+        if jitter is None:
+            jitter = _DEFAULT_COLOR_JITTER.get(cfg.dataset.lower())
+        elif len(jitter) == 1:
+            jitter = jitter[0]
         out.update(
             scale=tuple(cfg.scale),
             ratio=tuple(cfg.ratio),
             hflip=cfg.hflip,
             vflip=cfg.vflip,
-            color_jitter=jitter[0] if jitter is not None and len(jitter) == 1 else jitter,
+            color_jitter=jitter,
             auto_augment=cfg.auto_augment,
             re_prob=cfg.re_prob,
+            re_scale=tuple(cfg.re_scale),
+            re_ratio=tuple(cfg.re_ratio),
+            re_value=_erase_value(cfg.re_value),
+            re_max_attempts=cfg.re_max_attempts,
         )
+        if cfg.aug_splits > 0:
+            out["separate"] = True
     return out
+
+
+def _erase_value(text: str) -> Any:
+    """``--re_value``: ``random``, one value or ``r,g,b`` (as create_transforms takes it)."""
+    text = str(text).strip()
+    if text.lower() == "random":
+        return "random"
+    try:
+        values = [int(float(v)) for v in text.split(",")]
+    except ValueError:
+        raise ConfigError(f"--re_value {text!r}: give a value 0-255, three values r,g,b, or random") from None
+    return values[0] if len(values) == 1 else values
 
 
 def loader_kwargs(cfg: Any, is_training: bool, num_classes: int, start_epoch: int = 0) -> Dict[str, Any]:
@@ -153,6 +178,8 @@ def loader_kwargs(cfg: Any, is_training: bool, num_classes: int, start_epoch: in
             mixup_off_epoch=cfg.mixup_off_epoch,
             start_epoch=start_epoch,
         )
+        if cfg.aug_splits > 0:
+            out["separate"] = True
     return out
 
 
@@ -166,4 +193,7 @@ def train_step_kwargs(cfg: Any) -> Dict[str, Any]:
         clip_value=cfg.clip_value,
         gradient_accumulation_steps=cfg.gradient_accumulation_steps,
         distribute=cfg.distribute,
+        amp_cast_list=cfg.amp_cast_list,
+        # Upstream: a dynamic loss scale always drops overflowing updates, a fixed one only when asked to.
+        skip_nonfinite=bool(cfg.drop_overflow_update) or cfg.loss_scale_type != "fixed",
     )

@@ -162,7 +162,8 @@ GROUPS: List[Tuple[str, List[Option]]] = [
     ("system", [
         _o("mode", _to_int, 0, "0: Graph mode (compiled, faster on CPU), 1: PyNative (eager, for debugging)",
            choices=(0, 1)),
-        _o("device_target", _to_str, "CPU", "device to run on", choices=("CPU", "GPU", "Ascend")),
+        _o("device_target", _to_str, None, "device to run on; default: the one this machine has (Ascend, then GPU, "
+           "else CPU)", choices=("CPU", "GPU", "Ascend")),
         _o("seed", _nonneg_int, 42, "seed of weight init, data order and augmentation (same on every rank)"),
         _o("debug", _to_bool, False, "show full tracebacks instead of one-line errors"),
     ]),
@@ -181,8 +182,8 @@ GROUPS: List[Tuple[str, List[Option]]] = [
     ("data", [
         _o("dataset", _to_str, "imagenet", "dataset name: imagenet (any <root>/<split>/<class>/<img> folder), "
            "cifar10, cifar100, digits (shipped, offline)"),
-        _o("data_dir", _to_str, None, "dataset root; default: ./data/imagenet for imagenet, the mindcv cache "
-           "($MINDCV_HOME/datasets) for cifar; not used by digits"),
+        _o("data_dir", _to_str, None, "dataset root; default: ./ for imagenet (the folder holding <split>/), the "
+           "mindcv cache ($MINDCV_HOME/datasets) for cifar; not used by digits"),
         _o("train_split", _to_str, "train", "training split (folder name for imagenet)"),
         _o("val_split", _to_str, "val", "evaluation split (cifar: 'val' is the test set)"),
         _o("dataset_download", _to_bool, False, "download cifar10/cifar100 when missing"),
@@ -190,8 +191,10 @@ GROUPS: List[Tuple[str, List[Option]]] = [
            "default) or full (decodes every file; catches truncated JPEGs)", choices=("none", "header", "full")),
         _o("skip_bad_images", _to_bool, False, "leave unreadable images out (counted and logged) instead of "
            "stopping"),
-        _o("num_parallel_workers", _pos_int, None, "data-loading threads (default: MindSpore's)"),
-        _o("batch_size", _pos_int, 32, "batch size per device"),
+        _o("num_parallel_workers", _pos_int, None, "data-loading threads (default: MindSpore's, 8)"),
+        _o("shuffle", _to_bool, True, "shuffle the training split each epoch"),
+        _o("eval_shuffle", _to_bool, False, "shuffle the evaluation split (the metrics do not depend on it)"),
+        _o("batch_size", _pos_int, 128, "batch size per device"),
         _o("drop_remainder", _to_bool, True, "drop the last incomplete training batch (evaluation never drops)"),
         _o("num_samples", _pos_int, None, "use at most this many training samples (per device); default all"),
         _o("val_num_samples", _pos_int, None, "evaluate at most this many samples (per device); default all"),
@@ -199,9 +202,9 @@ GROUPS: List[Tuple[str, List[Option]]] = [
         _o("interpolation", _to_str, None, "resize interpolation (default: the model's for imagenet)",
            choices=("nearest", "bilinear", "bicubic", "area")),
         _o("crop_pct", _unit, None, "evaluation centre-crop fraction (default: the model's for imagenet)"),
-        _o("mean", _to_float, None, "RGB mean in 0-1 units (default: the model's for imagenet, else the "
-           "dataset's)", is_list=True),
-        _o("std", _to_float, None, "RGB std in 0-1 units (default as for --mean)", is_list=True),
+        _o("mean", _to_float, None, "RGB mean in 0-1 units, or 0-255 units as upstream writes it (any value above 1; "
+           "default: the model's for imagenet, else the dataset's)", is_list=True),
+        _o("std", _to_float, None, "RGB std in 0-1 or 0-255 units (default as for --mean)", is_list=True),
     ]),
     ("augmentation", [
         _o("scale", _unit, [0.08, 1.0], "random-resized-crop area range (imagenet)", is_list=True, length=2),
@@ -209,24 +212,36 @@ GROUPS: List[Tuple[str, List[Option]]] = [
            length=2),
         _o("hflip", _prob, None, "horizontal flip probability (default 0.5; 0 for digits)"),
         _o("vflip", _prob, 0.0, "vertical flip probability"),
-        _o("color_jitter", _nonneg_float, None, "brightness/contrast/saturation[/hue] jitter: 1, 3 or 4 values",
-           is_list=True),
-        _o("auto_augment", _to_str, None, "randaug-m9-n2-mstd0.5, autoaug or trivialaugwide (default none)"),
+        _o("color_jitter", _nonneg_float, None, "brightness/contrast/saturation[/hue] jitter: 1, 3 or 4 values "
+           "(default: 0.4 for imagenet, none for cifar and digits; 0: off)", is_list=True),
+        _o("auto_augment", _to_str, None, "randaug-m9-n2-mstd0.5, autoaug, autoaugr, 3a, augmix or trivialaugwide "
+           "(default none)"),
+        _o("aug_splits", _nonneg_int, 0, "augmentation splits (0: off; 3: each image also goes through the "
+           "auto_augment twice, tripling the batch, as AugMix with --loss jsd)"),
+        _o("aug_repeats", _nonneg_int, 0, "repeated augmentation: each training image appears this many times per "
+           "epoch, differently augmented (0 or 1: off; 3 is usual)"),
         _o("re_prob", _prob, 0.0, "random erasing probability"),
+        _o("re_scale", _unit, [0.02, 0.33], "random erasing area range", is_list=True, length=2),
+        _o("re_ratio", _pos_float, [0.3, 3.3], "random erasing aspect-ratio range", is_list=True, length=2),
+        _o("re_value", _to_str, "0", "random erasing fill: a value 0-255, three values 'r,g,b', or random"),
+        _o("re_max_attempts", _pos_int, 10, "random erasing attempts to place the box"),
         _o("mixup", _nonneg_float, 0.0, "mixup alpha (0: off)"),
         _o("cutmix", _nonneg_float, 0.0, "cutmix alpha (0: off)"),
         _o("cutmix_prob", _prob, 1.0, "probability that a batch is mixed when mixup/cutmix is on"),
         _o("mixup_off_epoch", _nonneg_int, 0, "epoch from which batches are no longer mixed (0: never)"),
     ]),
     ("optimizer", [
-        _o("opt", _to_str, "adamw", "optimizer: sgd, momentum, nesterov, adam, adamw, lamb, lars, rmsprop, adagrad"),
+        _o("opt", _to_str, "adam", "optimizer: sgd, momentum, nesterov, adam, adamw, lamb, lars, rmsprop, adagrad"),
         _o("lr", _nonneg_float, 0.001, "peak learning rate (per device batch; scale it yourself for more devices)"),
         _o("momentum", _nonneg_float, 0.9, "momentum of sgd/momentum/nesterov/lars/rmsprop"),
-        _o("weight_decay", _nonneg_float, 1e-4, "weight decay"),
+        _o("weight_decay", _nonneg_float, 1e-6, "weight decay"),
         _o("weight_decay_filter", _to_str, "disable", "exempt parameters from weight decay: disable (none), "
-           "norm_and_bias or auto (BN and bias parameters)", choices=("disable", "auto", "norm_and_bias")),
+           "auto (MindSpore's rule: names with beta/gamma) or norm_and_bias (norm, bias and other 1-D parameters)",
+           choices=("disable", "auto", "norm_and_bias")),
         _o("use_nesterov", _to_bool, False, "Nesterov momentum (sgd, momentum, adam, lars)"),
-        _o("eps", _pos_float, 1e-8, "epsilon of adam/adamw/lamb/rmsprop/lars"),
+        _o("eps", _pos_float, 1e-10, "epsilon of adam/adamw/lamb/rmsprop/lars"),
+        _o("layer_decay", _unit, None, "layer-wise lr decay: the head gets lr, each earlier stage lr times this "
+           "factor once more (default: off)"),
         _o("fused_optimizer", _to_str, "auto", "momentum: update all parameters in one CPU kernel (compiled with "
            "g++ on first use): auto (when possible), true (required) or false", choices=("auto", "true", "false")),
     ]),
@@ -241,36 +256,50 @@ GROUPS: List[Tuple[str, List[Option]]] = [
         _o("multi_step_decay_milestones", _nonneg_float, None, "epochs at which multi_step_decay multiplies the lr "
            "by decay_rate", is_list=True),
         _o("lr_epoch_stair", _to_bool, False, "keep the lr constant within each epoch"),
+        _o("num_cycles", _pos_int, 1, "cosine_decay: restarts the schedule this many times over the run"),
+        _o("cycle_decay", _pos_float, 1.0, "cosine_decay: each cycle's peak is the previous one's times this"),
     ]),
     ("loss", [
         _o("loss", _to_str, "CE", "loss: CE (softmax cross-entropy) or BCE (per-class binary cross-entropy)"),
         _o("label_smoothing", _bounded(_to_float, 0, 0.999), 0.0, "label smoothing in [0, 1)"),
+        _o("aux_factor", _nonneg_float, 0.0, "weight of auxiliary-head logits in the loss (models with aux heads)"),
+        _o("reduction", _to_str, "mean", "how per-sample losses are combined", choices=("mean", "sum", "none")),
     ]),
     ("training", [
         _o("epoch_size", _pos_int, 90, "number of epochs"),
         _o("amp_level", _to_str, "O0", "mixed precision O0 (float32), O1, O2, O3 (float16). On CPU keep O0: "
            "float16 runs but is slower and bfloat16 convolutions are unsupported; O1-O3 warn there",
            choices=("O0", "O1", "O2", "O3")),
+        _o("val_amp_level", _to_str, "O0", "mixed precision of evaluation (validate.py and validation while "
+           "training)", choices=("O0", "O1", "O2", "O3")),
+        _o("amp_cast_list", _to_str, None, "O1: the only cell types cast to float16; O2: the cell types kept in "
+           "float32, e.g. '[nn.Conv2d, nn.Dense]' (default: MindSpore's lists)"),
         _o("loss_scale_type", _to_str, "fixed", "fixed, dynamic (skip steps whose gradients overflow) or auto "
            "(dynamic with AMP)", choices=("fixed", "dynamic", "auto")),
         _o("loss_scale", _bounded(_to_float, 1, None), 1.0, "fixed loss scale, or the initial dynamic one"),
+        _o("drop_overflow_update", _to_bool, False, "with a fixed loss scale, skip updates whose gradients are not "
+           "finite (dynamic loss scaling always skips them)"),
         _o("clip_grad", _to_bool, False, "clip the gradients' global norm to --clip_value"),
         _o("clip_value", _pos_float, 15.0, "maximum global gradient norm"),
         _o("gradient_accumulation_steps", _pos_int, 1, "micro-batches per optimizer update"),
         _o("ema", _to_bool, False, "train: keep an EMA of the weights (evaluated and saved as ema.*); "
            "validate: evaluate the EMA weights of --ckpt_path"),
         _o("ema_decay", _bounded(_to_float, 0, 0.999999999), 0.9999, "EMA decay per update"),
-        _o("val_while_train", _to_bool, True, "evaluate on --val_split during training"),
+        _o("val_while_train", _to_bool, True, "evaluate on --val_split during training (writes <model>-best.ckpt)"),
         _o("val_interval", _pos_int, 1, "evaluate every N epochs (and after the last)"),
         _o("resume", _to_str, "", "resume from a training checkpoint: PATH, or 'auto' for "
            "<ckpt_save_dir>/<model>-last.ckpt (a fresh start when there is none)"),
+        _o("resume_opt", _to_bool, False, "upstream's resume: continue the training checkpoint --ckpt_path with its "
+           "optimizer state and epoch (same as --resume PATH)"),
+        _o("dataset_sink_mode", _to_bool, None, "accepted for upstream recipes (upstream default true); the trainer "
+           "always runs compiled steps without per-step host syncs, which is what sink mode buys"),
     ]),
     ("checkpoint", [
         _o("ckpt_save_dir", _to_str, "./ckpt", "output folder: checkpoints, config.yaml, train.log, summary.csv, "
            "curves.png"),
-        _o("ckpt_save_interval", _pos_int, 1, "write <model>-<epoch>.ckpt every N epochs (<model>-last.ckpt is "
-           "written every epoch)"),
-        _o("keep_checkpoint_max", _nonneg_int, 5, "how many <model>-<epoch>.ckpt files to keep (0: none)"),
+        _o("ckpt_save_interval", _pos_int, 1, "write <model>-<epoch>_<steps>.ckpt every N epochs and after the last "
+           "(<model>-last.ckpt is written every epoch)"),
+        _o("keep_checkpoint_max", _nonneg_int, 10, "how many <model>-<epoch>_<steps>.ckpt files to keep (0: none)"),
         _o("ckpt_save_policy", _to_str, "latest_k", "which epoch checkpoints to keep: latest_k or top_k (best "
            "val top-1; needs --val_while_train)", choices=("latest_k", "top_k")),
     ]),
@@ -278,7 +307,7 @@ GROUPS: List[Tuple[str, List[Option]]] = [
         _o("distribute", _to_bool, False, "data-parallel training; launch with msrun (see the README)"),
     ]),
     ("logging", [
-        _o("log_interval", _pos_int, 20, "read the loss back and log every N steps (no host sync in between)"),
+        _o("log_interval", _pos_int, 100, "read the loss back and log every N steps (no host sync in between)"),
         _o("results_file", _to_str, "", "validate.py: write the metrics to this .json or .csv file"),
     ]),
 ]

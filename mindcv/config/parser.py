@@ -33,9 +33,21 @@ from ..optim import list_optimizers
 from ..scheduler import list_schedulers
 from ..utils.cli import ArgumentParser, run_main
 from ..utils.fs import atomic_write_text
+from ..utils.runtime import detect_device_target
 from .options import BASE_KEY, GROUPS, OPTIONS, Option
 
-__all__ = ["create_parser", "add_options", "parse_args", "run_cli", "load_yaml_config", "config_to_dict", "save_config"]
+__all__ = [
+    "create_parser",
+    "create_config_parsers",
+    "check_cfgs_in_parser",
+    "add_options",
+    "parse_args",
+    "run_cli",
+    "load_yaml_config",
+    "config_to_dict",
+    "save_config",
+    "save_args",
+]
 
 
 def _suggest(key: str, candidates: Sequence[str]) -> str:
@@ -74,6 +86,28 @@ def create_parser(description: str = "mindcv training and evaluation") -> argpar
     for title, opts in GROUPS:
         add_options(parser.add_argument_group(title), [opt.name for opt in opts])
     return parser
+
+
+def create_config_parsers(
+    description: str = "mindcv training and evaluation",
+) -> Tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
+    """Upstream MindCV's ``create_parser()`` pair: ``(parser_config, parser)``.
+
+    ``parser_config`` reads only ``-c/--config``; ``parser`` is :func:`create_parser`'s full parser. The root
+    ``config.py`` serves it as ``create_parser`` for code written against upstream's ``from config import ...``.
+    """
+    parser_config = ArgumentParser(description=description, add_help=False, allow_abbrev=False)
+    parser_config.add_argument("-c", "--config", default="", help="YAML file supplying defaults (command line wins)")
+    return parser_config, create_parser(description)
+
+
+def check_cfgs_in_parser(cfgs: Dict[str, Any], parser: argparse.ArgumentParser) -> None:
+    """Upstream's key check: raise ``KeyError("<key> does not exist in ArgumentParser!")`` for a key of ``cfgs``
+    that is no option of ``parser`` (:func:`load_yaml_config` gives the one-line :class:`ConfigError` instead)."""
+    known = {action.dest for action in parser._actions} | set(parser._defaults)
+    for key in cfgs:
+        if key not in known and key != BASE_KEY:
+            raise KeyError(f"{key} does not exist in ArgumentParser!")
 
 
 def add_options(group: Any, names: Sequence[str], **changes: Dict[str, Any]) -> None:
@@ -192,10 +226,8 @@ def parse_args(argv: Optional[Sequence[str]] = None, description: str = "mindcv"
         ConfigError: Any invalid flag, value, override, YAML file or combination, in one line.
     """
     tokens = _expand_overrides(list(sys.argv[1:] if argv is None else argv))
-    pre = ArgumentParser(add_help=False, allow_abbrev=False)
-    pre.add_argument("-c", "--config", default="")
+    pre, parser = create_config_parsers(description)
     known, _ = pre.parse_known_args(tokens)
-    parser = create_parser(description)
     if known.config:
         parser.set_defaults(**load_yaml_config(known.config))
     cfg, unknown = parser.parse_known_args(tokens)
@@ -230,14 +262,33 @@ def _check_names(cfg: argparse.Namespace) -> None:
 
 
 def _check_combinations(cfg: argparse.Namespace) -> None:
-    """Cross-option checks that a single converter cannot do."""
+    """Cross-option checks that a single converter cannot do, and the defaults that depend on other options."""
     _check_names(cfg)
+    if cfg.device_target is None:
+        cfg.device_target = detect_device_target()
+    if cfg.resume_opt:
+        if not cfg.ckpt_path:
+            raise ConfigError(
+                "--resume_opt continues the training checkpoint given with --ckpt_path; pass it there (or use --resume "
+                "PATH)"
+            )
+        if cfg.resume:
+            raise ConfigError("--resume and --resume_opt --ckpt_path both name a checkpoint to continue; use one")
+        cfg.resume, cfg.ckpt_path, cfg.resume_opt = cfg.ckpt_path, "", False  # upstream's spelling of --resume PATH
     if cfg.pretrained and cfg.ckpt_path:
         raise ConfigError("--pretrained and --ckpt_path both given: use one (drop --pretrained to load your file)")
     if cfg.ckpt_save_policy == "top_k" and not cfg.val_while_train and cfg.keep_checkpoint_max > 0:
         raise ConfigError("--ckpt_save_policy top_k ranks checkpoints by val accuracy: add --val_while_train")
     if cfg.mean is not None and cfg.std is not None and len(cfg.mean) != len(cfg.std):
         raise ConfigError(f"--mean has {len(cfg.mean)} values but --std has {len(cfg.std)}; give one per channel")
+    for name in ("mean", "std"):  # upstream writes them in 0-255 units, ours in 0-1: no channel statistic exceeds 1
+        values = getattr(cfg, name)
+        if values is not None and max(values) > 1.0:
+            setattr(cfg, name, [v / 255.0 for v in values])
+    if cfg.aug_splits not in (0, 3):
+        raise ConfigError(f"--aug_splits {cfg.aug_splits}: only 0 (off) and 3 are supported")
+    if cfg.aug_splits == 3 and not cfg.auto_augment:
+        raise ConfigError("--aug_splits 3 augments each image twice with --auto_augment: set one, e.g. augmix")
 
 
 def config_to_dict(cfg: argparse.Namespace) -> Dict[str, Any]:
@@ -249,6 +300,12 @@ def config_to_dict(cfg: argparse.Namespace) -> Dict[str, Any]:
         value = getattr(cfg, name)
         out[name] = list(value) if isinstance(value, tuple) else value
     return out
+
+
+def save_args(args: argparse.Namespace, filepath: str, rank: int = 0) -> None:
+    """Upstream's ``save_args``: :func:`save_config` on rank 0, nothing on other ranks."""
+    if rank == 0:
+        save_config(args, filepath)
 
 
 def save_config(cfg: argparse.Namespace, path: str) -> str:

@@ -6,10 +6,10 @@ Files in the output folder (``--ckpt_save_dir``), written by rank 0 only:
   train-step state such as the loss scale, EMA), plus metadata: completed epochs, global step,
   steps per epoch, best metric, model name, class count, seed, and the list of kept epoch files.
   ``--resume auto`` continues from it.
-* ``<model>-<epoch>.ckpt``: the same state every ``--ckpt_save_interval`` epochs, of which
-  ``--keep_checkpoint_max`` are kept: the latest ones (``latest_k``) or the best by val top-1
-  (``top_k``). ``-last`` is a hard link to the newest of them when the file system allows, so the
-  state is written once per epoch.
+* ``<model>-<epoch>_<steps per epoch>.ckpt`` (upstream MindCV's names): the same state every
+  ``--ckpt_save_interval`` epochs and after the last epoch, of which ``--keep_checkpoint_max`` are kept:
+  the latest ones (``latest_k``) or the best by val top-1 (``top_k``). ``-last`` is a hard link to the
+  newest of them when the file system allows, so the state is written once per epoch.
 * ``<model>-best.ckpt``: the weights (and EMA weights) of the epoch with the best val top-1, what
   ``validate.py --ckpt_path`` loads.
 
@@ -33,7 +33,7 @@ from ..utils.checkpoint import clean_stale_temporaries, read_checkpoint, save_ch
 from ..utils.fs import FileLockTimeout, atomic_path, file_lock, temporary_path
 
 __all__ = [
-    "CheckpointManager",
+    "RunCheckpoints",
     "TrainingCheckpoint",
     "prepare_output_dir",
     "run_lock",
@@ -224,24 +224,30 @@ def restore_train_state(train_step: nn.Cell, ckpt: TrainingCheckpoint, steps_per
         param.set_data(ms.Tensor(value.asnumpy().astype(ms.dtype_to_nptype(param.dtype), copy=False)))
 
 
-class CheckpointManager:
-    """Writes ``-last``, ``-<epoch>`` and ``-best`` checkpoints under the keep policy (rank 0 only).
+class RunCheckpoints:
+    """Writes a training run's ``-last``, epoch and ``-best`` checkpoints under the keep policy (rank 0 only).
+
+    (:class:`mindcv.utils.CheckpointManager` is upstream MindCV's standalone keep-K helper for custom loops.)
 
     Args:
         folder: The output folder (already created and locked).
         model_name: File name prefix.
         keep_checkpoint_max: Epoch checkpoints to keep (0: only ``-last`` and ``-best``).
         policy: ``"latest_k"`` or ``"top_k"`` (by val top-1).
-        save_interval: Write an epoch checkpoint every this many epochs.
+        save_interval: Write an epoch checkpoint every this many epochs (and after ``num_epochs``).
+        steps_per_epoch: The ``<steps>`` of the epoch file names.
+        num_epochs: The run's last epoch, whose checkpoint is always written; 0: unknown.
     """
 
     def __init__(
         self,
         folder: str,
         model_name: str,
-        keep_checkpoint_max: int = 5,
+        keep_checkpoint_max: int = 10,
         policy: str = "latest_k",
         save_interval: int = 1,
+        steps_per_epoch: int = 1,
+        num_epochs: int = 0,
     ) -> None:
         if policy not in ("latest_k", "top_k"):
             raise ConfigError(f"ckpt_save_policy must be latest_k or top_k, got '{policy}'")
@@ -250,6 +256,8 @@ class CheckpointManager:
         self.keep = int(keep_checkpoint_max)
         self.policy = policy
         self.save_interval = int(save_interval)
+        self.steps_per_epoch = int(steps_per_epoch)
+        self.num_epochs = int(num_epochs)
         self.kept: List[Dict[str, Any]] = []  # [{"file": name, "epoch": e, "metric": top1 or None}]
 
     @property
@@ -263,8 +271,8 @@ class CheckpointManager:
         return os.path.join(self.folder, f"{self.model_name}-best.ckpt")
 
     def epoch_path(self, epoch: int) -> str:
-        """``<folder>/<model>-<epoch>.ckpt`` for a 1-based epoch number."""
-        return os.path.join(self.folder, f"{self.model_name}-{epoch}.ckpt")
+        """``<folder>/<model>-<epoch>_<steps per epoch>.ckpt`` for a 1-based epoch number."""
+        return os.path.join(self.folder, f"{self.model_name}-{epoch}_{self.steps_per_epoch}.ckpt")
 
     def kept_state(self) -> str:
         """The kept-file list as JSON, stored in each checkpoint so a resumed run keeps applying the policy."""
@@ -312,7 +320,7 @@ class CheckpointManager:
         """
         written: List[str] = []
         save_obj = _entries(state)
-        write_epoch = self.keep > 0 and epoch % self.save_interval == 0
+        write_epoch = self.keep > 0 and (epoch % self.save_interval == 0 or epoch == self.num_epochs)
         if write_epoch:
             name = os.path.basename(self.epoch_path(epoch))
             self.kept = [e for e in self.kept if e["file"] != name] + [{"file": name, "epoch": epoch, "metric": metric}]

@@ -21,6 +21,7 @@ from mindspore import Tensor, nn, ops
 from ..errors import ConfigError
 from ..utils.distributed import all_reduce_sum
 from ..utils.fs import atomic_write
+from .train_step import mixed_precision
 
 __all__ = ["Evaluator", "check_results_file", "save_results"]
 
@@ -84,9 +85,14 @@ class Evaluator:
         batch_size: The loaders' batch size; smaller batches are padded to it.
         num_classes: Number of classes (top-k uses ``k = min(5, num_classes)``).
         distribute: Sum the counts over all ranks.
+        amp_level: Mixed precision of the pass (``--val_amp_level``); O2/O3 cast ``network`` in place, so use them
+            for a network that is only evaluated (validate.py), not for one that is still being trained.
     """
 
-    def __init__(self, network: nn.Cell, batch_size: int, num_classes: int, distribute: bool = False) -> None:
+    def __init__(
+        self, network: nn.Cell, batch_size: int, num_classes: int, distribute: bool = False, amp_level: str = "O0"
+    ) -> None:
+        network = mixed_precision(network, amp_level)
         self.network = network
         self.batch_size = int(batch_size)
         self.topk = min(5, int(num_classes))

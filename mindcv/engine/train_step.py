@@ -42,7 +42,7 @@ the CPU, just slower). O1 goes through MindSpore's network rewriter, which write
 into ``./rewritten_network/`` under the current directory.
 """
 
-from typing import List, Optional, Tuple
+from typing import List, Optional, Sequence, Tuple, Union
 
 import mindspore as ms
 from mindspore import Parameter, Tensor, nn, ops
@@ -51,10 +51,75 @@ from mindspore.ops import functional as F
 from ..errors import ConfigError
 from .ema import EMA
 
-__all__ = ["TrainStep", "AMP_LEVELS", "LOSS_SCALE_TYPES"]
+__all__ = ["TrainStep", "AMP_LEVELS", "LOSS_SCALE_TYPES", "resolve_amp_cast_list", "mixed_precision"]
 
 AMP_LEVELS = ("O0", "O1", "O2", "O3")
 LOSS_SCALE_TYPES = ("fixed", "dynamic", "auto")
+
+
+def resolve_amp_cast_list(cast_list: Optional[Union[str, Sequence[type]]]) -> Optional[List[type]]:
+    """``--amp_cast_list`` (upstream's string such as ``"[nn.Conv2d, nn.Dense]"``, or Cell classes) as classes.
+
+    Names are looked up in ``mindspore.nn`` (``nn.``/``mindspore.nn.`` prefixes optional), never evaluated.
+
+    Raises:
+        ConfigError: A name that is no Cell class of ``mindspore.nn``.
+    """
+    if cast_list is None or (isinstance(cast_list, str) and not cast_list.strip()):
+        return None
+    if not isinstance(cast_list, str):
+        return list(cast_list)
+    out = []
+    for name in cast_list.strip().strip("[]()").split(","):
+        name = name.strip()
+        if not name:
+            continue
+        short = name.split(".")[-1]
+        cls = getattr(nn, short, None)
+        if not (isinstance(cls, type) and issubclass(cls, nn.Cell)):
+            raise ConfigError(
+                f"--amp_cast_list: '{name}' is not a cell class of mindspore.nn; write e.g. '[nn.Conv2d, nn.Dense]'"
+            )
+        out.append(cls)
+    return out or None
+
+
+class _Float32Output(nn.Cell):
+    """Runs ``network`` and casts its output to float32 (parameter names unchanged)."""
+
+    def __init__(self, network: nn.Cell) -> None:
+        super().__init__(auto_prefix=False)
+        self.network = network
+
+    def construct(self, *inputs: Tensor) -> Tensor:
+        return ops.cast(self.network(*inputs), ms.float32)
+
+
+def mixed_precision(
+    network: nn.Cell, amp_level: str = "O0", cast_list: Optional[Union[str, Sequence[type]]] = None
+) -> nn.Cell:
+    """Cast ``network`` for ``amp_level`` in place (float16) and return the Cell to call, whose output is float32.
+
+    O1 runs the cells of the white list (MindSpore's: convolutions and Dense layers, subclasses included, or
+    ``cast_list``) in float16 and everything else in float32. It marks the cells (``Cell.to_float``) instead of using
+    ``mindspore.amp.auto_mixed_precision``'s O1, whose network rewriter re-imports every model class from generated
+    source by its bare module name and so fails for any model defined in a package with relative imports (all of
+    ours). O2 keeps the black list (BatchNorm/LayerNorm, or ``cast_list``) in float32, O3 casts everything; both are
+    MindSpore's.
+    """
+    cells = resolve_amp_cast_list(cast_list)
+    if amp_level == "O0":
+        return network
+    if amp_level == "O1":
+        white = tuple(cells) if cells else tuple(ms.amp.get_white_list())
+        network.to_float(ms.float32)
+        for _, cell in network.cells_and_names():
+            if isinstance(cell, white):
+                cell.to_float(ms.float16)
+        return _Float32Output(network)
+    if amp_level == "O2" and cells:
+        return ms.amp.custom_mixed_precision(network, black_list=cells, dtype=ms.float16)
+    return ms.amp.auto_mixed_precision(network, amp_level, dtype=ms.float16)
 
 
 def _unscale(inv_scale: Tensor, grad: Tensor) -> Tensor:
@@ -84,6 +149,8 @@ class TrainStep(nn.Cell):
             ``loss_scale=1.0`` (this step unscales the gradients itself).
         amp_level: ``"O0"`` (float32), ``"O1"``, ``"O2"`` or ``"O3"``; passed to
             ``mindspore.amp.auto_mixed_precision`` with float16. Keep O0 on the CPU.
+        amp_cast_list: O1: the only cell types cast to float16; O2: the cell types kept in float32 (see
+            :func:`resolve_amp_cast_list`); ignored at O0/O3. None: MindSpore's built-in lists.
         loss_scale_type: ``"fixed"`` (constant ``loss_scale``), ``"dynamic"`` (start at ``loss_scale``, divide by
             ``scale_factor`` on overflow, multiply after ``scale_window`` clean updates) or ``"auto"`` (dynamic
             with AMP, fixed with O0).
@@ -132,6 +199,7 @@ class TrainStep(nn.Cell):
         distribute: bool = False,
         check_gradients: Optional[bool] = None,
         skip_nonfinite: bool = True,
+        amp_cast_list: Optional[Union[str, Sequence[type]]] = None,
     ) -> None:
         # auto_prefix=False keeps the network's parameter names unchanged ("conv1.weight", not "network.conv1...").
         super().__init__(auto_prefix=False)
@@ -168,9 +236,9 @@ class TrainStep(nn.Cell):
         self.check_gradients = (self.scaled or amp_level != "O0") if check_gradients is None else bool(check_gradients)
         self.skip_nonfinite = bool(skip_nonfinite)
 
-        # For O2/O3 this casts the network in place and returns a wrapper that casts the output back to float32;
-        # the parameters stay the same objects, so the optimizer and the EMA keep tracking them.
-        self.network = ms.amp.auto_mixed_precision(network, amp_level, dtype=ms.float16)
+        # O1-O3 cast the network in place and return a wrapper that casts the output back to float32; the parameters
+        # stay the same objects, so the optimizer and the EMA keep tracking them.
+        self.network = mixed_precision(network, amp_level, amp_cast_list)
         self.loss_fn = loss_fn
         self.optimizer = optimizer
         self.weights = optimizer.parameters

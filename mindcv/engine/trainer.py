@@ -27,7 +27,7 @@ from mindspore import Parameter, Tensor, nn
 
 from ..errors import ConfigError, MindCVError
 from ..utils.seed import seed_epoch_data
-from .checkpoint_manager import CheckpointManager
+from .checkpoint_manager import RunCheckpoints
 from .evaluator import Evaluator
 from .summary import TrainingSummary
 
@@ -96,7 +96,7 @@ class Trainer:
         val_loader: Optional[ds.Dataset] = None,
         val_interval: int = 1,
         ema: Optional[nn.Cell] = None,
-        ckpt_manager: Optional[CheckpointManager] = None,
+        ckpt_manager: Optional[RunCheckpoints] = None,
         summary: Optional[TrainingSummary] = None,
         log_interval: int = 20,
         group_size: int = 1,

@@ -100,7 +100,7 @@ def setup_context(mode: int, device_target: str, amp_level: str = "O0") -> None:
 
     Args:
         mode: 0 Graph, 1 PyNative.
-        device_target: ``"CPU"``, ``"GPU"`` or ``"Ascend"``.
+        device_target: ``"CPU"``, ``"GPU"`` or ``"Ascend"``; None: :func:`detect_device_target`.
         amp_level: Checked against the device: float16 AMP on the CPU runs but is slower than
             float32 (and bfloat16 convolutions are unsupported there), so it is allowed with a warning.
 
@@ -108,6 +108,7 @@ def setup_context(mode: int, device_target: str, amp_level: str = "O0") -> None:
         ConfigError: The MindSpore installation cannot run on ``device_target``.
     """
     ms.set_context(mode=ms.GRAPH_MODE if mode == 0 else ms.PYNATIVE_MODE)
+    device_target = device_target or detect_device_target()
     try:
         with mindspore_log_muted():  # its version probes print several lines for a missing device
             ms.set_device(device_target)

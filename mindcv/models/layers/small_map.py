@@ -27,6 +27,12 @@ def _he_normal() -> HeNormal:
     return HeNormal(mode="fan_out", nonlinearity="relu")
 
 
+def _as_input_dtype(weight: ms.Parameter, x: ms.Tensor) -> ms.Tensor:
+    """The weight in the input's dtype: under AMP (O1-O3) the input arrives in float16 while the weight stays float32,
+    and the primitives here (MatMul, Conv2D on a sliced weight) do not cast for the layer as ``nn.Conv2d`` does."""
+    return weight if weight.dtype == x.dtype else weight.astype(x.dtype)
+
+
 class PointwiseConv2d(nn.Conv2d):
     """Bias-free 1x1 convolution that folds the batch into the height axis on small feature maps.
 
@@ -69,8 +75,9 @@ class PointwiseConv2d(nn.Conv2d):
         self.conv_1x1 = ops.Conv2D(out_channels, (1, 1))
 
     def construct(self, x: ms.Tensor, folded: bool = False) -> ms.Tensor:
+        weight = _as_input_dtype(self.weight, x)
         if folded:
-            return self.conv_1x1(x, self.weight)
+            return self.conv_1x1(x, weight)
         n, c, h, w = x.shape
         out_h, out_w = (h - 1) // self.step + 1, (w - 1) // self.step + 1
         if out_h * out_w > self.FOLD_MAX_HW or n * c * out_h * out_w > self.FOLD_MAX_VALUES:
@@ -86,7 +93,7 @@ class PointwiseConv2d(nn.Conv2d):
             # ("StridedSliceGrad ... out of bounds").
             x = ops.gather(x, ops.arange(0, h, s), 2)
             x = ops.gather(x, ops.arange(0, w, s), 3)
-        out = self.conv_1x1(x.transpose(1, 0, 2, 3).reshape(1, c, n * out_h * out_w, 1), self.weight)
+        out = self.conv_1x1(x.transpose(1, 0, 2, 3).reshape(1, c, n * out_h * out_w, 1), weight)
         return out.reshape(self.out_channels, n, out_h, out_w).transpose(1, 0, 2, 3)
 
 
@@ -148,9 +155,10 @@ class SmallMapConv2d(nn.Conv2d):
         self.conv_centre = ops.Conv2D(out_channels, (1, 1), group=groups)
 
     def construct(self, x: ms.Tensor, folded: bool = False) -> ms.Tensor:
+        weight = _as_input_dtype(self.weight, x)
         if folded:
             mid = (self.kernel - 1) // 2
-            centre = ops.slice(self.weight, (0, 0, mid, mid), (self.out_channels, self.in_channels // self.group, 1, 1))
+            centre = ops.slice(weight, (0, 0, mid, mid), (self.out_channels, self.in_channels // self.group, 1, 1))
             return self.conv_centre(x, centre)
         n, c, h, w = x.shape
         k, p = self.kernel, self.pad
@@ -158,7 +166,7 @@ class SmallMapConv2d(nn.Conv2d):
         if self.conv_only or not single_output or h + p > k or w + p > k:
             return self.conv2d(x, self.weight)
         # ops.slice, not weight[:, :, a:b, c:d]: MindSpore's StridedSlice kernel is much slower on a weight.
-        taps = ops.slice(self.weight, (0, 0, p, p), (self.out_channels, c, h, w))
+        taps = ops.slice(weight, (0, 0, p, p), (self.out_channels, c, h, w))
         out = self.matmul_nt(x.reshape(n, c * h * w), taps.reshape(self.out_channels, c * h * w))
         return out.reshape(n, self.out_channels, 1, 1)
 
