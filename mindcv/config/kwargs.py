@@ -59,6 +59,7 @@ def model_kwargs(cfg: Any, num_classes: int, load_weights: bool = True) -> Dict[
         drop_rate=cfg.drop_rate,
         drop_path_rate=cfg.drop_path_rate,
         zero_init_last=cfg.zero_init_last,
+        frozen_stages=cfg.frozen_stages,
     )
 
 

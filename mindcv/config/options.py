@@ -178,6 +178,8 @@ GROUPS: List[Tuple[str, List[Option]]] = [
         _o("drop_rate", _prob, None, "dropout before the classifier (default: the model's, 0)"),
         _o("drop_path_rate", _prob, None, "stochastic depth rate (default: the model's, 0)"),
         _o("zero_init_last", _to_bool, None, "zero the last BN of every block (default: the model's, off)"),
+        _o("frozen_stages", _to_int, None, "fine-tuning: freeze the stem and the first k stages (no gradient, BN "
+           "statistics fixed); 0: nothing (default), 4: the whole backbone", choices=(0, 1, 2, 3, 4)),
     ]),
     ("data", [
         _o("dataset", _to_str, "imagenet", "dataset name: imagenet (any <root>/<split>/<class>/<img> folder), "

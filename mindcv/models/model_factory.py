@@ -35,7 +35,7 @@ def create_model(
         auto_mapping: rename checkpoint entries whose names differ slightly from the model's
             (upstream MindCV's option; every rename is logged).
         **kwargs: model options (``drop_rate``, ``drop_path_rate``, ``features_only``, ``out_indices``,
-            ``output_stride``, ``zero_init_last``, ...). ``None`` values are dropped so that unset
+            ``output_stride``, ``zero_init_last``, ``frozen_stages``, ...). ``None`` values are dropped so that unset
             command-line options leave the model's defaults alone.
 
     Returns:

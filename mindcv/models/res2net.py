@@ -19,6 +19,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import mindspore as ms
 from mindspore import nn, ops
 
+from ..errors import ConfigError
 from .helpers import build_model_with_cfg
 from .layers import ConcatChunks, DropPath, FoldSmallMaps, SmallMapStage, create_conv2d, create_shortcut
 from .registry import register_model
@@ -134,6 +135,14 @@ class Res2Net(nn.Cell):
         output_stride: 32, 16 or 8; stages past it use dilation instead of stride.
         global_pool: ``"avg"`` or ``"max"``.
         zero_init_last: zero the last BN of every block (faster convergence from scratch).
+        frozen_stages: for fine-tuning, 0 (default) freezes nothing; ``k`` in 1-4 freezes the stem (``conv1``,
+            ``bn1``) and the first ``k`` stages (``layer1`` .. ``layer<k>``), so 4 freezes the whole backbone and only
+            the classifier trains. Frozen parameters get ``requires_grad=False`` (``trainable_params()`` and so the
+            optimizer leave them out), their BatchNorms always normalise with the moving statistics and never
+            update them (``use_batch_statistics=False``, which ``set_train(True)`` of the model or of any wrapper
+            does not undo, in Graph and PyNative mode alike), and their blocks have no drop path: the frozen part
+            is a fixed function. mmpretrain's ``frozen_stages=k`` is the same for ``k >= 1``; its ``-1`` is our 0,
+            and its stem-only 0 has no equivalent here.
     """
 
     # True (default): stages run blocks on 1x1 maps folded (SmallMapStage). Set it before the first call.
@@ -155,8 +164,14 @@ class Res2Net(nn.Cell):
         output_stride: int = 32,
         global_pool: str = "avg",
         zero_init_last: bool = False,
+        frozen_stages: int = 0,
     ) -> None:
         super().__init__()
+        if not isinstance(frozen_stages, int) or isinstance(frozen_stages, bool) or not 0 <= frozen_stages <= 4:
+            raise ConfigError(
+                f"frozen_stages must be an integer from 0 (nothing frozen) to 4 (stem and every stage), "
+                f"got {frozen_stages!r}; set --frozen_stages in that range"
+            )
         if stem_type not in ("", "deep"):
             raise ValueError(f"stem_type must be '' or 'deep', got '{stem_type}'")
         if output_stride not in (8, 16, 32):
@@ -198,7 +213,10 @@ class Res2Net(nn.Cell):
                     kw = dict(stride=stride, down_sample=down_sample, dilation=first_dilation, stage_first=True)
                 else:
                     kw = dict(dilation=dilation)
-                blocks.append(Bottle2neck(in_chs, planes, drop_path_rate=dprs.pop(0), **kw, **block_args))
+                # Frozen blocks keep their place in the linear drop-path schedule but drop nothing (a fixed function).
+                dpr = dprs.pop(0)
+                dpr = dpr if i >= frozen_stages else 0.0
+                blocks.append(Bottle2neck(in_chs, planes, drop_path_rate=dpr, **kw, **block_args))
                 in_chs = out_chs
             # SmallMapStage: blocks on 1x1 maps run folded; parameter names are those of nn.SequentialCell.
             setattr(self, f"layer{i + 1}", SmallMapStage(blocks))
@@ -207,6 +225,23 @@ class Res2Net(nn.Cell):
         self.num_features = in_chs
         self.dropout = nn.Dropout(p=drop_rate) if drop_rate > 0 else nn.Identity()
         self.reset_classifier(num_classes, global_pool)
+        self.frozen_stages = frozen_stages
+        self._freeze(frozen_stages)
+
+    def _freeze(self, frozen_stages: int) -> None:
+        """Stop gradients and BN statistics updates in the stem and ``layer1`` .. ``layer<frozen_stages>``."""
+        if frozen_stages == 0:
+            return
+        frozen = [self.conv1, self.bn1] + [getattr(self, f"layer{i}") for i in range(1, frozen_stages + 1)]
+        for cell in frozen:
+            for param in cell.get_parameters():
+                param.requires_grad = False
+            # set_train() sets `training` on every sub-cell (add_flags_recursive) without calling their set_train,
+            # so overriding set_train here would not survive a wrapper's set_train(True); use_batch_statistics
+            # is read by BatchNorm's construct before `training` and is a compile-time constant in Graph mode.
+            for _, sub in cell.cells_and_names():
+                if isinstance(sub, nn.BatchNorm2d):
+                    sub.use_batch_statistics = False
 
     def get_classifier(self) -> nn.Cell:
         """The final classifier layer (``nn.Identity`` when ``num_classes == 0``)."""
