@@ -109,6 +109,7 @@ def train(cfg: Namespace) -> None:
                 steps_per_epoch=batches,
                 num_epochs=cfg.epoch_size,
             )
+        evaluator = Evaluator(network, cfg.batch_size, num_classes, cfg.distribute, tta=cfg.tta) if val_loader else None
         trainer = Trainer(
             train_step,
             network,
@@ -119,7 +120,7 @@ def train(cfg: Namespace) -> None:
             seed=cfg.seed,
             lr_schedule=lr_schedule,
             batch_size=cfg.batch_size,
-            evaluator=Evaluator(network, cfg.batch_size, num_classes, cfg.distribute) if val_loader else None,
+            evaluator=evaluator,
             val_loader=val_loader,
             val_interval=cfg.val_interval,
             ema=ema,

@@ -53,11 +53,13 @@ def validate(cfg: Namespace) -> None:
     transform = create_transforms(**transforms_kwargs(cfg, False, get_pretrained_cfg(cfg.model)))
     loader = create_loader(dataset, transform=transform, **loader_kwargs(cfg, False, num_classes))
 
-    metrics = Evaluator(network, cfg.batch_size, num_classes, cfg.distribute, cfg.val_amp_level).evaluate(loader)
+    evaluator = Evaluator(network, cfg.batch_size, num_classes, cfg.distribute, cfg.val_amp_level, tta=cfg.tta)
+    metrics = evaluator.evaluate(loader)
     weights = "pretrained" if cfg.pretrained else cfg.ckpt_path + (" (EMA)" if cfg.ema else "")
+    tta = "" if cfg.tta == "none" else f", {cfg.tta} TTA"
     logger.info(
-        "%s on %s/%s, %s: top-1 %.2f%%, top-5 %.2f%%, loss %.4f over %d images",
-        cfg.model, cfg.dataset, cfg.val_split, weights, metrics["top1"], metrics["top5"], metrics["loss"],
+        "%s on %s/%s, %s%s: top-1 %.2f%%, top-5 %.2f%%, loss %.4f over %d images",
+        cfg.model, cfg.dataset, cfg.val_split, weights, tta, metrics["top1"], metrics["top5"], metrics["loss"],
         metrics["num_samples"],
     )  # fmt: skip
     if rank == 0:  # upstream's result line, in 0-1 units, that scripts written against upstream parse
@@ -67,8 +69,9 @@ def validate(cfg: Namespace) -> None:
         print(dict(upstream, loss=metrics["loss"]), flush=True)
     if rank == 0 and cfg.results_file:
         results = dict(
-            model=cfg.model, weights=weights, dataset=cfg.dataset, split=cfg.val_split, num_classes=num_classes,
-            top1=metrics["top1"], top5=metrics["top5"], loss=metrics["loss"], num_samples=metrics["num_samples"],
+            model=cfg.model, weights=weights, tta=cfg.tta, dataset=cfg.dataset, split=cfg.val_split,
+            num_classes=num_classes, top1=metrics["top1"], top5=metrics["top5"], loss=metrics["loss"],
+            num_samples=metrics["num_samples"],
         )  # fmt: skip
         logger.info("results written to %s", save_results(cfg.results_file, results))
 

@@ -274,6 +274,9 @@ GROUPS: List[Tuple[str, List[Option]]] = [
            choices=("O0", "O1", "O2", "O3")),
         _o("val_amp_level", _to_str, "O0", "mixed precision of evaluation (validate.py and validation while "
            "training)", choices=("O0", "O1", "O2", "O3")),
+        _o("tta", _to_str, "none", "test-time augmentation of evaluation (validate.py and validation while training): "
+           "none, or hflip (average the softmax of each image and its mirror; loss: NLL of the average)",
+           choices=("none", "hflip")),
         _o("amp_cast_list", _to_str, None, "O1: the only cell types cast to float16; O2: the cell types kept in "
            "float32, e.g. '[nn.Conv2d, nn.Dense]' (default: MindSpore's lists)"),
         _o("loss_scale_type", _to_str, "fixed", "fixed, dynamic (skip steps whose gradients overflow) or auto "

@@ -5,10 +5,16 @@ exactly and the compiled graph keeps one input shape (a second shape would cost 
 compilation). Per-batch sums stay on the device until the end of the pass: one host read per
 evaluation. In a distributed run each rank evaluates its shard (disjoint, together complete) and the
 sums are all-reduced, so the metrics are correct/total over the whole split.
+
+Test-time augmentation ``tta="hflip"`` predicts with the mean of ``softmax(model(x))`` and
+``softmax(model(flip(x)))`` (``flip`` mirrors the width axis). Top-1/top-k rank that averaged probability and the
+loss is its negative log-likelihood, ``-log(p_avg[label])``, i.e. the cross-entropy of the prediction actually
+made (not the mean of the two views' cross-entropies).
 """
 
 import csv
 import json
+import math
 import os
 from typing import Any, Dict, Optional
 
@@ -23,9 +29,12 @@ from ..utils.distributed import all_reduce_sum
 from ..utils.fs import atomic_write
 from .train_step import mixed_precision
 
-__all__ = ["Evaluator", "check_results_file", "save_results"]
+__all__ = ["Evaluator", "TTA_MODES", "check_results_file", "save_results"]
 
 _RESULT_FORMATS = (".json", ".csv")
+
+#: Test-time augmentations of :class:`Evaluator` (``--tta``).
+TTA_MODES = ("none", "hflip")
 
 
 def check_results_file(path: str) -> None:
@@ -59,10 +68,12 @@ def save_results(path: str, results: Dict[str, Any]) -> str:
 class _EvalStep(nn.Cell):
     """(correct top-1, correct top-k, summed cross-entropy, samples) of one padded batch."""
 
-    def __init__(self, network: nn.Cell, topk: int) -> None:
+    def __init__(self, network: nn.Cell, topk: int, hflip: bool = False) -> None:
         super().__init__(auto_prefix=False)
         self.network = network
         self.topk = topk
+        self.hflip = hflip
+        self.log_views = math.log(2.0)  # log of the number of views averaged by hflip
 
     @ms.jit
     def construct(self, images: Tensor, labels: Tensor) -> Tensor:
@@ -70,9 +81,19 @@ class _EvalStep(nn.Cell):
         valid = labels >= 0
         target = ops.maximum(labels, 0)  # padded rows (-1) are masked below; any class index will do
         validf = valid.astype(ms.float32)
-        loss = ops.cross_entropy(logits, target, reduction="none")
-        top1 = (ops.argmax(logits, dim=1).astype(target.dtype) == target).astype(ms.float32)
-        _, indices = ops.topk(logits, self.topk)
+        if self.hflip:  # a Python bool: one graph per setting
+            # log of the mean of the two softmaxes, via log-sum-exp of the log-softmaxes: the probability of a
+            # confidently wrong class can underflow to 0 in float32, its logarithm must stay finite.
+            flipped = self.network(ops.flip(images, (3,))).astype(ms.float32)
+            views = ops.stack([ops.log_softmax(logits, 1), ops.log_softmax(flipped, 1)])
+            scores = ops.logsumexp(views, 0) - self.log_views
+            onehot = ops.one_hot(target, scores.shape[1], Tensor(1.0, ms.float32), Tensor(0.0, ms.float32))
+            loss = -(scores * onehot).sum(axis=1)
+        else:
+            scores = logits
+            loss = ops.cross_entropy(logits, target, reduction="none")
+        top1 = (ops.argmax(scores, dim=1).astype(target.dtype) == target).astype(ms.float32)
+        _, indices = ops.topk(scores, self.topk)
         topk = (indices.astype(target.dtype) == target.expand_dims(1)).any(axis=1).astype(ms.float32)
         return ops.stack([(top1 * validf).sum(), (topk * validf).sum(), (loss * validf).sum(), validf.sum()])
 
@@ -87,17 +108,32 @@ class Evaluator:
         distribute: Sum the counts over all ranks.
         amp_level: Mixed precision of the pass (``--val_amp_level``); O2/O3 cast ``network`` in place, so use them
             for a network that is only evaluated (validate.py), not for one that is still being trained.
+        tta: Test-time augmentation, one of :data:`TTA_MODES`: ``"none"``, or ``"hflip"`` (average the softmax of
+            each image and its mirror; the loss is the NLL of that average, see the module docstring). ``hflip``
+            costs a second forward pass per batch.
+
+    Raises:
+        ConfigError: ``tta`` is not one of :data:`TTA_MODES`.
     """
 
     def __init__(
-        self, network: nn.Cell, batch_size: int, num_classes: int, distribute: bool = False, amp_level: str = "O0"
+        self,
+        network: nn.Cell,
+        batch_size: int,
+        num_classes: int,
+        distribute: bool = False,
+        amp_level: str = "O0",
+        tta: str = "none",
     ) -> None:
+        if tta not in TTA_MODES:
+            raise ConfigError(f"unknown test-time augmentation '{tta}'; choose one of: {', '.join(TTA_MODES)} (--tta)")
         network = mixed_precision(network, amp_level)
         self.network = network
         self.batch_size = int(batch_size)
         self.topk = min(5, int(num_classes))
         self.distribute = distribute
-        self._step = _EvalStep(network, self.topk)
+        self.tta = tta
+        self._step = _EvalStep(network, self.topk, hflip=tta == "hflip")
 
     def _pad(self, images: np.ndarray, labels: np.ndarray):
         short = self.batch_size - len(labels)
@@ -112,7 +148,7 @@ class Evaluator:
 
         Returns:
             ``{"top1": %, "top5": %, "loss": mean cross-entropy, "num_samples": n}`` (top-k with k =
-            ``min(5, num_classes)`` is reported as ``top5``).
+            ``min(5, num_classes)`` is reported as ``top5``; with ``tta`` they are those of the averaged prediction).
         """
         was_training = self.network.training
         self.network.set_train(False)
