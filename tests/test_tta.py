@@ -94,6 +94,8 @@ def test_unknown_tta_is_one_line_error(tiny):
     with pytest.raises(ConfigError, match="tta"):
         parse_args(["--tta", "flip5"])
     assert parse_args([]).tta == "none" and parse_args(["--tta", "hflip"]).tta == "hflip"
+    # "none" is the choice here, not "unset" (it must survive the saved config.yaml and an override)
+    assert parse_args(["--tta", "none"]).tta == "none" and parse_args(["tta=None"]).tta == "none"
 
 
 def test_validate_hflip_on_digits(tmp_path, capsys, monkeypatch):

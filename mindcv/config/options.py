@@ -128,7 +128,10 @@ class Option:
 
     def convert(self, value: Any) -> Any:
         """Convert a raw (string or YAML) value; raises argparse.ArgumentTypeError."""
-        if value is None or (isinstance(value, str) and value.strip().lower() in _NONE and not self.is_bool):
+        # "none" is a value where it is one of the choices (--tta none, --image_check none), else it means unset.
+        named = self.choices is not None and str(value).strip().lower() in [str(c).lower() for c in self.choices]
+        unset = isinstance(value, str) and value.strip().lower() in _NONE and not self.is_bool and not named
+        if value is None or unset:
             if self.default is not None and not self.is_list:
                 raise argparse.ArgumentTypeError(f"needs a value (default {self.default!r}), got none")
             return None
