@@ -39,8 +39,12 @@ setup(
         "matplotlib>=3.5",
     ],
     extras_require={
+        # timm's weights (pretrained=True with a timm_* tag) come from the Hugging Face Hub through huggingface_hub
+        # (tested with 2.4.0; mindcv.utils.hub uses its 2.x error classes).
+        "hub": ["huggingface_hub>=2.4"],
         "test": [
             "pytest>=7",
+            "huggingface_hub>=2.4",
             # Parity against the reference implementation and ONNX checks. torch/torchvision are the
             # releases that lie on this machine's disk; timm supplies the reference Res2Net.
             "torch==2.14.1",

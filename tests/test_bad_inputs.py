@@ -322,7 +322,7 @@ def test_pretrained_offline(script, assets, workspace, monkeypatch, capsys):
 
     out, home = workspace
     url = closed_port_url("/res2net/res2net50-f42cf71b.ckpt")
-    monkeypatch.setitem(res2net.default_cfgs["res2net50"], "url", url)
+    monkeypatch.setitem(res2net.default_cfgs["res2net50.mindcv_in1k"], "url", url)
     monkeypatch.setenv("MINDCV_HOME", home)
     for name in ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
         monkeypatch.delenv(name, raising=False)

@@ -134,7 +134,7 @@ def test_pretrained_weights(fault, servers, published, monkeypatch, tmp_path):
     path = f"/weights-{fault}/{MODEL}-{prefix}.ckpt"
     http.add(path, data)
     url = https.add(path, **_fault_route(fault, data, http.url(path)))
-    monkeypatch.setitem(res2net.default_cfgs[MODEL], "url", url)
+    monkeypatch.setitem(res2net.default_cfgs[f"{MODEL}.mindcv_in1k"], "url", url)
     cache = tmp_path / "home" / "models"
 
     with _short_timeout(), pytest.raises(DownloadError) as err:

@@ -37,7 +37,7 @@ LAYERS = {
     "__main__": 4,
     "convert": 4,
 }
-OPTIONAL = ("torch", "timm", "onnx", "onnxruntime", "matplotlib", "torchvision")
+OPTIONAL = ("torch", "timm", "onnx", "onnxruntime", "matplotlib", "torchvision", "huggingface_hub")
 
 
 def _modules() -> List[str]:

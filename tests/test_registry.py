@@ -21,7 +21,9 @@ from mindcv.models import (
 
 
 def test_every_entrypoint_has_cfg_and_vice_versa():
-    assert sorted(res2net.default_cfgs) == sorted(list_models(module="res2net"))
+    # default_cfgs keys are "<model>.<tag>" per weight source, or the bare name of a model without weights.
+    assert sorted(res2net.default_cfgs) == sorted(list_models(module="res2net", include_tags=True))
+    assert sorted({k.split(".")[0] for k in res2net.default_cfgs}) == sorted(list_models(module="res2net"))
     for name in list_models():
         assert name in res2net.__all__ and name in mindcv.models.__all__
         assert callable(model_entrypoint(name)) and is_model(name)
@@ -31,7 +33,11 @@ def test_list_models_filters():
     assert list_models("res2net50*")[:2] == ["res2net50", "res2net50_14w_8s"]
     assert list_models(["res2next*", "res2net152*"]) == ["res2net152", "res2net152_v1b", "res2next50"]
     assert "res2net50_v1b" not in list_models("res2net*", exclude_filters="*_v1b")
-    assert list_models(pretrained=True) == ["res2net50", "res2net50_v1b", "res2net101", "res2net101_v1b"]
+    assert list_models("res2net50*", pretrained=True)[:2] == ["res2net50.mindcv_in1k", "res2net50.timm_in1k"]
+    assert list_models(pretrained=True, include_tags=False) == [
+        "res2net50", "res2net50_14w_8s", "res2net50_26w_6s", "res2net50_26w_8s", "res2net50_48w_2s", "res2net50_v1b",
+        "res2net101", "res2net101_v1b", "res2next50",
+    ]  # fmt: skip
     assert list_modules() == ["res2net"]
     assert list_models(module="nope") == []
     assert list_models()[:1] == ["res2net50"]  # natural order: 50 < 101 < 152

@@ -128,7 +128,7 @@ def local_pretrained(tmp_path, monkeypatch):
     digest = sha256_of(raw)
     name = f"res2net50-{digest[:8]}.ckpt"
     os.replace(raw, str(folder / name))
-    monkeypatch.setitem(res2net.default_cfgs["res2net50"], "url", closed_port_url(f"/res2net/{name}"))
+    monkeypatch.setitem(res2net.default_cfgs["res2net50.mindcv_in1k"], "url", closed_port_url(f"/res2net/{name}"))
     return str(folder / name)
 
 
@@ -164,7 +164,7 @@ def test_seed_validate_command_as_written(tmp_path, capsys, monkeypatch):
 
 def test_seed_train_command_offline_fails_on_pretrained(tmp_path, capsys, monkeypatch):
     url = closed_port_url("/res2net/res2net50-f42cf71b.ckpt")
-    monkeypatch.setitem(res2net.default_cfgs["res2net50"], "url", url)
+    monkeypatch.setitem(res2net.default_cfgs["res2net50.mindcv_in1k"], "url", url)
     monkeypatch.chdir(tmp_path)
     rc, _, stderr = run_script("train", SEED_TRAIN.split() + ["--ckpt_save_dir", str(tmp_path / "out")], capsys)
     lines = error_lines(stderr)

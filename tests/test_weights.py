@@ -38,7 +38,7 @@ def cache(tmp_path, monkeypatch):
 
 def _serve(monkeypatch, srv, data, prefix):
     url = srv.add(f"/res2net/{NAME}-{prefix}.ckpt", body=data)
-    monkeypatch.setitem(res2net.default_cfgs[NAME], "url", url)
+    monkeypatch.setitem(res2net.default_cfgs[f"{NAME}.mindcv_in1k"], "url", url)
     return url
 
 
@@ -72,7 +72,7 @@ def test_pretrained_bad_hash_leaves_nothing(published, cache, monkeypatch):
 
 def test_pretrained_offline_names_url_cache_and_alternative(cache, monkeypatch):
     url = closed_port_url(f"/res2net/{NAME}-f42cf71b.ckpt")
-    monkeypatch.setitem(res2net.default_cfgs[NAME], "url", url)
+    monkeypatch.setitem(res2net.default_cfgs[f"{NAME}.mindcv_in1k"], "url", url)
     with pytest.raises(DownloadError) as e:
         create_model(NAME, pretrained=True)
     msg = str(e.value)
@@ -149,7 +149,9 @@ def test_weights_mirror_env(published, cache, monkeypatch):
     """$MINDCV_WEIGHTS_MIRROR serves the same file name from another host; the SHA-256 prefix is still checked."""
     data, prefix, params = published
     name = f"{NAME}-{prefix}.ckpt"
-    monkeypatch.setitem(res2net.default_cfgs[NAME], "url", f"https://download.mindspore.cn/toolkits/x/{name}")
+    monkeypatch.setitem(
+        res2net.default_cfgs[f"{NAME}.mindcv_in1k"], "url", f"https://download.mindspore.cn/toolkits/x/{name}"
+    )
     with LocalServer() as srv:
         srv.add(f"/mirror/{name}", body=data)
         monkeypatch.setenv("MINDCV_WEIGHTS_MIRROR", srv.url("/mirror/"))

@@ -254,7 +254,8 @@ def _check_name(flag: str, value: str, names: Sequence[str], case_insensitive: b
 def _check_names(cfg: argparse.Namespace) -> None:
     """Registered names (model, dataset, optimizer, scheduler, loss), checked before anything is built."""
 
-    _check_name("model", cfg.model, list_models())
+    # A model name, or one with a weight tag ("res2net50.timm_in1k", see list_models(pretrained=True)).
+    _check_name("model", cfg.model, list_models() + [n for n in list_models(include_tags=True) if "." in n])
     _check_name("dataset", cfg.dataset, list_datasets(), case_insensitive=True)
     _check_name("opt", cfg.opt, list_optimizers(), case_insensitive=True)
     _check_name("scheduler", cfg.scheduler, list_schedulers())

@@ -5,6 +5,7 @@ from .features import FeatureExtractor, FeatureExtractWrapper  # noqa: F401
 from .helpers import build_model_with_cfg, load_model_checkpoint, load_pretrained  # noqa: F401
 from .model_factory import create_model  # noqa: F401
 from .registry import (  # noqa: F401
+    get_model_tags,
     get_pretrained_cfg,
     get_pretrained_cfg_value,
     has_pretrained_cfg_key,
@@ -28,6 +29,7 @@ __all__ = [
     "model_entrypoint",
     "register_model",
     "get_pretrained_cfg",
+    "get_model_tags",
     "get_pretrained_cfg_value",
     "has_pretrained_cfg_key",
     "build_model_with_cfg",

@@ -1,8 +1,11 @@
 """One build path for every model: instantiate, load weights (published or local), wrap for features.
 
 ``build_model_with_cfg`` is what a family's ``_create_*`` calls; model files never load weights
-themselves. Loading is strict: a missing, unexpected or mis-shaped parameter is an error that lists
-them, with two deliberate exceptions (a differing class count drops the classifier when loading
+themselves. Published weights come from one of two sources, named by the cfg of the requested tag: upstream
+MindCV's checkpoints (``url``, SHA-256 prefix in the name) or timm's PyTorch weights on the Hugging Face Hub
+(``hf_hub_id``), downloaded by huggingface_hub, converted to mindcv names on the first load and cached beside the
+download, so later loads read the converted file. Loading is strict: a missing, unexpected or mis-shaped parameter
+is an error that lists them, with two deliberate exceptions (a differing class count drops the classifier when loading
 *published* weights, and a different ``in_channels`` adapts the first convolution).
 """
 
@@ -14,15 +17,19 @@ from typing import Any, Callable, Dict, Iterable, Optional, Sequence, Tuple
 from urllib.parse import urlparse
 
 import numpy as np
+from safetensors.numpy import load_file as load_safetensors
 
 import mindspore as ms
 from mindspore import nn
 
 from ..errors import CheckpointError, ConfigError, DownloadError
-from ..utils.checkpoint import read_checkpoint, split_checkpoint
+from ..utils.checkpoint import read_checkpoint, save_checkpoint_atomic, split_checkpoint
 from ..utils.download import download_url, get_cache_dir
+from ..utils.fs import unlink_quiet
+from ..utils.hub import hf_hub_file, verify_hub_file
 from .features import FeatureExtractor
-from .registry import list_models
+from .registry import get_pretrained_cfg, list_models
+from .torch_weights import convert_torch_state_dict
 
 __all__ = [
     "build_model_with_cfg",
@@ -38,6 +45,10 @@ _logger = logging.getLogger(__name__)
 
 #: Base URL serving the published weight files under their own names, instead of their cfg URL.
 WEIGHTS_MIRROR_ENV = "MINDCV_WEIGHTS_MIRROR"
+
+# Part of the cached conversion's name: a change of the conversion (torch_weights) must bump it, so that
+# files converted by an older mindcv are not taken for current ones.
+_CONVERSION_VERSION = "v1"
 
 # Entries of training checkpoints that are not model weights: optimizer/loss-scale/schedule state
 # written by MindSpore's optimizers and our trainer. A key that is not a model parameter and ends
@@ -220,6 +231,46 @@ def load_model_checkpoint(
     _logger.info("loaded %s into %s", checkpoint_path, type(model).__name__)
 
 
+def _convert_hub_weights(model: nn.Cell, cfg: Dict[str, Any], src: str, what: str) -> Dict[str, np.ndarray]:
+    try:
+        state = dict(load_safetensors(src))
+    except Exception as e:  # the safetensors package raises several types for a bad file
+        raise CheckpointError(f"cannot read {what} ({src}) as safetensors ({e}); delete it and run again") from None
+    # The head and the first conv keep their published shapes: load_pretrained drops or adapts them afterwards.
+    flexible = [p for p in (cfg.get("classifier"), cfg.get("first_conv")) if p]
+    return convert_torch_state_dict(state, _model_param_shapes(model), cfg.get("architecture", "?"), flexible)
+
+
+def _hub_params(model: nn.Cell, cfg: Dict[str, Any]) -> Tuple[Dict[str, Any], str]:
+    """The weights of ``cfg["hf_hub_id"]`` under mindcv names, and a description of where they came from.
+
+    The first load downloads the PyTorch file (huggingface_hub), checks its SHA-256, converts it and saves the
+    result beside the download, as ``mindcv-<version>-<sha256[:16]>.ckpt`` in the same snapshot folder: named by
+    the source's content, it can never be taken for the conversion of another revision, and deleting the model
+    from the Hub cache (``hf cache delete``) deletes it too. Later loads read only that file.
+    """
+    repo_id, filename = cfg["hf_hub_id"], cfg.get("hf_hub_filename", "model.safetensors")
+    what = f"{filename} of {repo_id}"
+    src = hf_hub_file(repo_id, filename, verify=False)
+    blob = os.path.basename(os.path.realpath(src))
+    key = blob if re.fullmatch(r"[0-9a-f]{64}", blob) else os.path.basename(os.path.dirname(src))
+    converted = os.path.join(os.path.dirname(src), f"mindcv-{_CONVERSION_VERSION}-{key[:16]}.ckpt")
+    if os.path.isfile(converted):
+        try:
+            return _read(converted), f"{what} (converted: {converted})"
+        except CheckpointError as e:  # e.g. cut short by a full disk: convert again
+            _logger.warning("cached conversion unreadable (%s); converting %s again", e, what)
+            unlink_quiet(converted)
+    verify_hub_file(src, what)
+    params = _convert_hub_weights(model, cfg, src, what)
+    try:
+        save_checkpoint_atomic([{"name": k, "data": ms.Tensor(v)} for k, v in params.items()], converted)
+        _logger.info("converted %s to %s", what, converted)
+    except CheckpointError as e:  # a read-only shared cache: load the conversion without keeping it
+        _logger.warning("%s; the conversion of %s is not cached and will be repeated next time", e, what)
+    return params, what
+
+
 def load_pretrained(
     model: nn.Cell,
     pretrained_cfg: Dict[str, Any],
@@ -229,27 +280,34 @@ def load_pretrained(
 ) -> None:
     """Download (or reuse from the cache) the published weights and load them.
 
-    The file's SHA-256 must start with the hex digits in its name. ``$MINDCV_WEIGHTS_MIRROR`` replaces
-    the host and folder of the URL (the file name and its check stay). A different ``num_classes`` keeps
-    the freshly initialised classifier; ``in_channels != 3`` adapts the first conv; everything else
-    must match exactly.
+    Upstream MindCV's weights (``url``): the file's SHA-256 must start with the hex digits in its name, and
+    ``$MINDCV_WEIGHTS_MIRROR`` replaces the host and folder of the URL (the file name and its check stay).
+    timm's weights (``hf_hub_id``): see :func:`_hub_params` (``HF_ENDPOINT`` and ``HF_HUB_OFFLINE`` as
+    huggingface_hub documents them). A different ``num_classes`` keeps the freshly initialised classifier;
+    ``in_channels != 3`` adapts the first conv; everything else must match exactly.
     """
     url = pretrained_cfg.get("url", "")
     name = pretrained_cfg.get("architecture", type(model).__name__)
-    if not url:
+    if not url and not pretrained_cfg.get("hf_hub_id"):
         raise ConfigError(
             f"no pretrained weights are published for '{name}'; models with weights: "
             f"{', '.join(list_models(pretrained=True))}. Drop --pretrained or pass --ckpt_path"
         )
-    mirror = os.environ.get(WEIGHTS_MIRROR_ENV, "").strip()
-    if mirror:  # same file name, another host (e.g. an internal mirror); the SHA-256 check still applies
-        url = f"{mirror.rstrip('/')}/{os.path.basename(urlparse(url).path)}"
-    root = cache_dir or get_cache_dir("models")
-    try:
-        path = download_url(url, root=root, sha256_prefix=pretrained_url_sha256_prefix(url))
-    except DownloadError as e:
-        raise DownloadError(f"{e}; or pass --ckpt_path FILE (or drop --pretrained)") from None
-    params = _read(path)
+    if not url:
+        try:
+            params, path = _hub_params(model, pretrained_cfg)
+        except DownloadError as e:
+            raise DownloadError(f"{e} (or drop --pretrained)") from None
+    else:
+        mirror = os.environ.get(WEIGHTS_MIRROR_ENV, "").strip()
+        if mirror:  # same file name, another host (e.g. an internal mirror); the SHA-256 check still applies
+            url = f"{mirror.rstrip('/')}/{os.path.basename(urlparse(url).path)}"
+        root = cache_dir or get_cache_dir("models")
+        try:
+            path = download_url(url, root=root, sha256_prefix=pretrained_url_sha256_prefix(url))
+        except DownloadError as e:
+            raise DownloadError(f"{e}; or pass --ckpt_path FILE (or drop --pretrained)") from None
+        params = _read(path)
     params = {k: v for k, v in params.items() if not _is_training_state(k, [])}
 
     first_conv = pretrained_cfg.get("first_conv")
@@ -282,12 +340,13 @@ def build_model_with_cfg(
     model_cls: Callable[..., nn.Cell],
     variant: str,
     pretrained: bool,
-    pretrained_cfg: Dict[str, Any],
+    pretrained_cfg: Optional[Dict[str, Any]] = None,
     features_only: bool = False,
     out_indices: Optional[Sequence[int]] = None,
     checkpoint_path: str = "",
     ema: bool = False,
     auto_mapping: bool = False,
+    pretrained_tag: str = "",
     **kwargs: Any,
 ) -> nn.Cell:
     """Instantiate ``model_cls(**kwargs)``, load weights, then apply the features wrapper.
@@ -295,17 +354,20 @@ def build_model_with_cfg(
     Args:
         model_cls: the model class.
         variant: the registered name (recorded in the cfg and used in messages).
-        pretrained: load the published weights named by ``pretrained_cfg['url']``.
-        pretrained_cfg: the variant's entry of ``default_cfgs``.
+        pretrained: load the published weights named by the cfg's ``url`` or ``hf_hub_id``.
+        pretrained_cfg: the cfg to use; default: the registered one of ``variant`` and ``pretrained_tag``.
         features_only: return a :class:`FeatureExtractor` giving the stem and stage outputs.
         out_indices: which of ``model.feature_info`` to return (default all).
         checkpoint_path: a local checkpoint to load strictly after construction.
         ema: load the checkpoint's EMA weights (``ema.*``) instead of the raw ones.
         auto_mapping: rename checkpoint entries whose names differ slightly from the model's.
+        pretrained_tag: the weight tag (``"timm_in1k"``); default: the model's default tag.
         **kwargs: constructor arguments.
     """
+    if pretrained_cfg is None:
+        pretrained_cfg = get_pretrained_cfg(f"{variant}.{pretrained_tag}" if pretrained_tag else variant)
     cfg = dict(pretrained_cfg, architecture=variant)
-    if pretrained and not cfg.get("url"):
+    if pretrained and not cfg.get("url") and not cfg.get("hf_hub_id"):
         raise ConfigError(
             f"no pretrained weights are published for '{variant}'; models with weights: "
             f"{', '.join(list_models(pretrained=True))}. Drop --pretrained or pass --ckpt_path"

@@ -5,7 +5,7 @@ from typing import Any, Optional
 from mindspore import nn
 
 from ..errors import ConfigError
-from .registry import model_entrypoint
+from .registry import model_entrypoint, split_model_name_tag
 
 __all__ = ["create_model"]
 
@@ -23,7 +23,8 @@ def create_model(
     """Build a registered model, optionally with published or local weights.
 
     Args:
-        model_name: a name from :func:`mindcv.models.list_models`, e.g. ``"res2net50"``.
+        model_name: a name from :func:`mindcv.models.list_models`, e.g. ``"res2net50"`` (its default weights), or
+            one with a weight tag from ``list_models(pretrained=True)``, e.g. ``"res2net50.timm_in1k"``.
         num_classes: classifier outputs; 0 gives a model returning pooled features. With
             ``pretrained`` and a different count than the weights', the classifier is re-initialised.
         pretrained: download (or take from the cache) and load the published weights.
@@ -42,7 +43,10 @@ def create_model(
         The model, in training mode as MindSpore cells start.
     """
     kwargs = {k: v for k, v in kwargs.items() if v is not None}
-    entrypoint = model_entrypoint(model_name)  # raises with close matches for an unknown name
+    entrypoint = model_entrypoint(model_name)  # raises with close matches for an unknown name or tag
+    _, tag = split_model_name_tag(model_name)
+    if tag:
+        kwargs["pretrained_tag"] = tag
     if pretrained and checkpoint_path:
         raise ConfigError(
             f"both pretrained=True and checkpoint_path='{checkpoint_path}' given for '{model_name}'; "

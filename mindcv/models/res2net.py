@@ -280,7 +280,8 @@ class Res2Net(nn.Cell):
 
 
 def _create_res2net(variant: str, pretrained: bool = False, **kwargs: Any) -> Res2Net:
-    return build_model_with_cfg(Res2Net, variant, pretrained, default_cfgs[variant], **kwargs)
+    # The builder takes the cfg of the requested tag (``pretrained_tag`` from create_model) from the registry.
+    return build_model_with_cfg(Res2Net, variant, pretrained, **kwargs)
 
 
 def _cfg(url: str = "", **kwargs: Any) -> Dict[str, Any]:
@@ -290,21 +291,43 @@ def _cfg(url: str = "", **kwargs: Any) -> Dict[str, Any]:
     return {**cfg, **kwargs}
 
 
-_MINDCV_URL = "https://download.mindspore.cn/toolkits/mindcv/res2net/"
+def _mindcv(file: str, top1: float, top5: float, **kwargs: Any) -> Dict[str, Any]:
+    """Upstream MindCV's checkpoint (its SHA-256 prefix is in the name), with its published ImageNet accuracy."""
+    url = "https://download.mindspore.cn/toolkits/mindcv/res2net/" + file
+    return _cfg(url=url, source="upstream MindCV", top1=top1, top5=top5, **kwargs)
 
+
+def _timm(hf_hub_id: str, top1: float, top5: float, **kwargs: Any) -> Dict[str, Any]:
+    """timm's weights on the Hugging Face Hub (PyTorch layout, converted on load), with timm's published accuracy.
+
+    timm evaluates them with this preprocessing (224, crop 0.875, bilinear, ImageNet mean/std) and publishes
+    their licence as "unknown" (the paper's authors trained them).
+    """
+    kwargs.update(hf_hub_id=hf_hub_id, hf_hub_filename="model.safetensors", source="timm", license="unknown")
+    return _cfg(top1=top1, top5=top5, **kwargs)
+
+
+# "<model>.<tag>": one entry per weight source, the default first (see registry); a bare name has no weights.
+# top1/top5: the source's published ImageNet-1k validation accuracy, not reproduced here.
+# fmt: off
 default_cfgs = {
-    "res2net50": _cfg(url=_MINDCV_URL + "res2net50-f42cf71b.ckpt"),
-    "res2net101": _cfg(url=_MINDCV_URL + "res2net101-8ae60132.ckpt"),
+    "res2net50.mindcv_in1k": _mindcv("res2net50-f42cf71b.ckpt", 79.35, 94.64),
+    "res2net50.timm_in1k": _timm("timm/res2net50_26w_4s.in1k", 77.994, 93.860),
+    "res2net101.mindcv_in1k": _mindcv("res2net101-8ae60132.ckpt", 79.56, 94.70),
+    "res2net101.timm_in1k": _timm("timm/res2net101_26w_4s.in1k", 79.192, 94.466),
     "res2net152": _cfg(),
-    "res2net50_v1b": _cfg(url=_MINDCV_URL + "res2net50_v1b-99304e92.ckpt", first_conv="conv1.0"),
-    "res2net101_v1b": _cfg(url=_MINDCV_URL + "res2net101_v1b-7e6db001.ckpt", first_conv="conv1.0"),
+    "res2net50_v1b.mindcv_in1k": _mindcv("res2net50_v1b-99304e92.ckpt", 80.32, 95.09, first_conv="conv1.0"),
+    "res2net50_v1b.timm_in1k": _timm("timm/res2net50d.in1k", 80.280, 95.028, first_conv="conv1.0"),
+    "res2net101_v1b.mindcv_in1k": _mindcv("res2net101_v1b-7e6db001.ckpt", 81.14, 95.41, first_conv="conv1.0"),
+    "res2net101_v1b.timm_in1k": _timm("timm/res2net101d.in1k", 81.236, 95.346, first_conv="conv1.0"),
     "res2net152_v1b": _cfg(first_conv="conv1.0"),
-    "res2net50_26w_6s": _cfg(),
-    "res2net50_26w_8s": _cfg(),
-    "res2net50_48w_2s": _cfg(),
-    "res2net50_14w_8s": _cfg(),
-    "res2next50": _cfg(),
+    "res2net50_26w_6s.timm_in1k": _timm("timm/res2net50_26w_6s.in1k", 78.586, 94.120),
+    "res2net50_26w_8s.timm_in1k": _timm("timm/res2net50_26w_8s.in1k", 78.950, 94.280),
+    "res2net50_48w_2s.timm_in1k": _timm("timm/res2net50_48w_2s.in1k", 77.528, 93.562),
+    "res2net50_14w_8s.timm_in1k": _timm("timm/res2net50_14w_8s.in1k", 78.142, 93.852),
+    "res2next50.timm_in1k": _timm("timm/res2next50.in1k", 78.238, 93.904),
 }
+# fmt: on
 
 
 @register_model
