@@ -29,12 +29,14 @@ def test_amp_levels_on_every_model_at_32px(name):
     loss_fn = create_loss("CE")
     ms.set_seed(0)
     reference = create_model(name, num_classes=4)
-    reference.set_train(False)  # moving statistics: the same numbers at every level, whatever ran before
+    # Training-mode BatchNorm normalises with the batch's statistics: with fresh moving statistics (0 and 1) eval mode
+    # would not normalise at all, and a deep random net's activations would overflow float16 whatever the code does.
+    reference.set_train(True)
     expected = float(loss_fn(reference(x), y).asnumpy())
     for level in LEVELS:
         net = create_model(name, num_classes=4)
         ms.load_param_into_net(net, {p.name: p.clone() for p in reference.get_parameters()}, strict_load=True)
-        net.set_train(False)
+        net.set_train(True)
         amp = mixed_precision(net, level)
         value_and_grad = ms.value_and_grad(lambda a, b: loss_fn(amp(a), b), None, net.trainable_params())
         loss, grads = value_and_grad(x, y)
@@ -46,10 +48,10 @@ def test_amp_levels_on_every_model_at_32px(name):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("level", ["O1", "O3"])
+@pytest.mark.parametrize("level", ["O1"])
 def test_compiled_amp_train_step_at_32px(level):
-    """The compiled step (Graph mode): our cell-marking O1, and O3 with every fast path in float16 (O2 compiles the
-    same float16 paths as O3 with float32 BatchNorms); finite losses, and the weights move."""
+    """The compiled step (Graph mode) with our cell-marking O1: finite losses, and the weights move. (O2 and O3 are
+    compiled by tests/test_recipes.py, which trains the GPU and Ascend recipes at 32 px.)"""
     ms.set_context(mode=ms.GRAPH_MODE)
     ms.set_seed(0)
     net = create_model("res2net50", num_classes=4)
