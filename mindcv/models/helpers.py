@@ -176,12 +176,15 @@ def auto_map_names(model: nn.Cell, params: Dict[str, Any]) -> Dict[str, Any]:
     """
     out = dict(params)
     shapes = _model_param_shapes(model)
-    free = [k for k in params if k not in shapes and not _TRAINING_STATE_KEYS.match(k)]
+    # Shapes of the unmatched entries, read once: an entry may be a Tensor whose conversion copies it.
+    free = {
+        k: tuple(_to_numpy(v).shape) for k, v in params.items() if k not in shapes and not _TRAINING_STATE_KEYS.match(k)
+    }
     renamed = []
     for name, shape in shapes.items():
         if name in out:
             continue
-        fitting = [k for k in free if tuple(_to_numpy(out[k]).shape) == shape]
+        fitting = [k for k, free_shape in free.items() if free_shape == shape]
         close = difflib.get_close_matches(name, fitting, n=1, cutoff=0.6)
         if not close:
             raise CheckpointError(
@@ -189,7 +192,7 @@ def auto_map_names(model: nn.Cell, params: Dict[str, Any]) -> Dict[str, Any]:
                 "checkpoint was saved for another architecture"
             )
         out[name] = out.pop(close[0])
-        free.remove(close[0])
+        del free[close[0]]
         renamed.append(f"{close[0]} -> {name}")
     if renamed:
         _logger.warning("auto_mapping renamed %d checkpoint entries: %s", len(renamed), _summarise(renamed, 10))
