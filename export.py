@@ -2,6 +2,7 @@
 
     python export.py --model res2net50 --pretrained --file_format both --output res2net50
     python export.py --model res2net50 --ckpt_path run/best.ckpt --batch_size 1 --image_size 224 --output out/r50
+    python export.py --model res2net50 --pretrained --file_format both --check   # run each file against the model
 
 The model is exported in eval mode; each file is written under a temporary name and renamed when
 complete. Reload a MINDIR with ``nn.GraphCell(mindspore.load(path))``; the ONNX graph has one input
@@ -19,7 +20,9 @@ from typing import Optional, Sequence  # noqa: E402
 
 from mindcv.config import CHECKPOINT_MODEL_FLAGS, MODEL_FLAGS, SYSTEM_FLAGS, add_options  # noqa: E402
 from mindcv.data import resolve_data_config  # noqa: E402
-from mindcv.deploy.export import export_model, resolve_formats  # noqa: E402
+from mindcv.deploy.export import CHECKABLE_FORMATS, check_export, export_model, resolve_formats  # noqa: E402
+from mindcv.deploy.onnx_runtime import CHECK_TOLERANCE, import_onnxruntime  # noqa: E402
+from mindcv.errors import ConfigError  # noqa: E402
 from mindcv.deploy.infer import build_inference_model  # noqa: E402
 from mindcv.utils.cli import ArgumentParser, run_main  # noqa: E402
 from mindcv.utils.runtime import setup_context  # noqa: E402
@@ -36,6 +39,12 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         type=str.upper,
         choices=["MINDIR", "ONNX", "AIR", "BOTH"],
         help="BOTH: MINDIR and ONNX; AIR needs --device_target Ascend",
+    )
+    group.add_argument(
+        "--check",
+        action="store_true",
+        help="after writing, run each file (ONNX under onnxruntime, MINDIR through MindSpore) and the model on one "
+        f"random batch; print the max relative difference and fail above {CHECK_TOLERANCE:g}",
     )
     group.add_argument("--batch_size", type=int, default=1, help="batch dimension of the exported input")
     group.add_argument("--image_size", type=int, default=None, help="input height/width; default: the model's (224)")
@@ -56,7 +65,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s", stream=sys.stderr)
     setup_context(args.mode, args.device_target)
-    resolve_formats(args.file_format)  # reject AIR off Ascend before building (or downloading) the model
+    formats = resolve_formats(args.file_format)  # reject AIR off Ascend before building (or downloading) the model
+    if args.check:
+        if any(f not in CHECKABLE_FORMATS for f in formats):
+            raise ConfigError("--check runs ONNX and MINDIR files; AIR needs Ascend's own tools: leave out --check")
+        if "ONNX" in formats:
+            import_onnxruntime()  # before the export, not after it
 
     model, _ = build_inference_model(
         args.model, args.ckpt_path, args.pretrained, args.num_classes, in_channels=args.in_channels
@@ -65,7 +79,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     shape = (args.batch_size, args.in_channels, image_size, image_size)
     output = args.output or model.pretrained_cfg["architecture"]
     for path in export_model(model, output, shape, args.file_format):
-        print(path)
+        print(path, flush=True)
+        if args.check:
+            diff = check_export(model, path, shape)
+            print(f"check {path}: max relative difference {diff:.3g} <= {CHECK_TOLERANCE:g}", flush=True)
     return 0
 
 

@@ -21,6 +21,7 @@ from typing import Optional, Sequence  # noqa: E402
 
 from mindcv.config import CHECKPOINT_MODEL_FLAGS, MODEL_FLAGS, SYSTEM_FLAGS, add_options  # noqa: E402
 from mindcv.data import resolve_data_config  # noqa: E402
+from mindcv.deploy.backends import OnnxRuntimeModel  # noqa: E402
 from mindcv.deploy.infer import (  # noqa: E402
     build_inference_model,
     classify_files,
@@ -49,7 +50,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     group.add_argument("--topk", type=int, default=5, help="classes reported per image")
     group.add_argument("--output", default="text", choices=["text", "json"], help="output format")
     group.add_argument("--output_file", default=None, help="write the output here instead of stdout")
-    add_options(parser.add_argument_group("system"), SYSTEM_FLAGS)
+    add_options(parser.add_argument_group("system"), SYSTEM_FLAGS + ("backend", "onnx_cache_dir"))
     args = parser.parse_args(argv)
     if args.batch_size < 1 or args.topk < 1:
         parser.error("--batch_size and --topk must be >= 1")
@@ -67,6 +68,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         args.model, args.ckpt_path, args.pretrained, args.num_classes, in_channels=args.in_channels
     )
     class_names = resolve_class_names(model.num_classes, args.class_names, metadata)
+    if args.backend == "onnxruntime":  # exported (or taken from the cache) and checked on the first batch
+        model = OnnxRuntimeModel(model, cache_dir=args.onnx_cache_dir)
     data_config = resolve_data_config(
         model.pretrained_cfg, image_size=args.image_size, crop_pct=args.crop_pct, interpolation=args.interpolation
     )

@@ -42,6 +42,8 @@ setup(
         # timm's weights (pretrained=True with a timm_* tag) come from the Hugging Face Hub through huggingface_hub
         # (tested with 2.4.0; mindcv.utils.hub uses its 2.x error classes).
         "hub": ["huggingface_hub>=2.4"],
+        # validate.py / infer.py --backend onnxruntime and export.py --check on ONNX files (tested with 1.32).
+        "onnx": ["onnxruntime>=1.18"],
         "test": [
             "pytest>=7",
             "huggingface_hub>=2.4",

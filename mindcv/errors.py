@@ -16,6 +16,7 @@ __all__ = [
     "CheckpointError",
     "DatasetError",
     "DownloadError",
+    "BackendError",
 ]
 
 
@@ -41,6 +42,10 @@ class DatasetError(MindCVError, ValueError):
 
 class DownloadError(MindCVError, OSError):
     """A file could not be downloaded or failed its integrity check."""
+
+
+class BackendError(MindCVError, RuntimeError):
+    """An inference backend is not installed, or an exported model does not compute what the MindSpore model does."""
 
 
 def unknown_name_error(kind: str, name: object, choices: Iterable[str], flag: str = "") -> UnknownNameError:

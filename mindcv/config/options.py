@@ -280,6 +280,12 @@ GROUPS: List[Tuple[str, List[Option]]] = [
         _o("tta", _to_str, "none", "test-time augmentation of evaluation (validate.py and validation while training): "
            "none, or hflip (average the softmax of each image and its mirror; loss: NLL of the average)",
            choices=("none", "hflip")),
+        _o("backend", _to_str, "mindspore", "validate.py, infer.py: run the model with mindspore, or with onnxruntime "
+           "on a cached ONNX export checked against MindSpore on the first batch (pip install onnxruntime; faster "
+           "on CPU)",
+           choices=("mindspore", "onnxruntime")),
+        _o("onnx_cache_dir", _to_str, None, "--backend onnxruntime: folder of the cached ONNX exports "
+           "(default $MINDCV_HOME/onnx)"),
         _o("amp_cast_list", _to_str, None, "O1: the only cell types cast to float16; O2: the cell types kept in "
            "float32, e.g. '[nn.Conv2d, nn.Dense]' (default: MindSpore's lists)"),
         _o("loss_scale_type", _to_str, "fixed", "fixed, dynamic (skip steps whose gradients overflow) or auto "

@@ -26,9 +26,10 @@ import numpy as np
 import mindspore as ms
 from mindspore import nn, ops
 
-from ..errors import ConfigError
+from ..errors import BackendError, ConfigError
 from ..utils.fs import atomic_path
 from ..utils.model_stats import trace_cells
+from .onnx_runtime import CHECK_TOLERANCE, create_session, max_relative_difference, run_session
 
 __all__ = [
     "EXPORT_FORMATS",
@@ -36,6 +37,8 @@ __all__ = [
     "resolve_formats",
     "export_path",
     "export_model",
+    "check_export",
+    "CHECKABLE_FORMATS",
     "onnx_compatible",
     "PaddedMaxPool2d",
     "PaddedAvgPool2d",
@@ -46,6 +49,8 @@ _logger = logging.getLogger(__name__)
 #: Formats :func:`export_model` writes; ``"both"`` means MINDIR and ONNX.
 EXPORT_FORMATS: Tuple[str, ...] = ("MINDIR", "ONNX", "AIR")
 FORMAT_EXTENSIONS = {"MINDIR": ".mindir", "ONNX": ".onnx", "AIR": ".air"}
+#: Formats :func:`check_export` can run here (AIR runs only in Ascend's offline tools).
+CHECKABLE_FORMATS: Tuple[str, ...] = ("MINDIR", "ONNX")
 
 # Fill value of max-pool padding: below any real fp32 activation, and finite so that the
 # `(mask - 1) * _NEG_FILL` trick gives exactly 0 inside the image (0 * inf would be NaN).
@@ -265,8 +270,21 @@ def onnx_compatible(model: nn.Cell, input_shape: Sequence[int]) -> Iterator[nn.C
             _set_child(parent, key, original)
 
 
+def _forget_export_graphs(model: nn.Cell) -> None:
+    """Make MindSpore compile the next export afresh.
+
+    MindSpore 2.10 caches an export's graph per cell and phase, and the ONNX converter rewrites that graph in place:
+    a second ONNX export of the same cell in one process reuses the rewritten graph and fails ("i: 6 out of range:
+    6, cnode ... BatchNorm").
+    """
+    cache = getattr(model, "compile_cache", None)
+    if isinstance(cache, set):
+        cache.difference_update({phase for phase in cache if str(phase).startswith("export.")})
+
+
 def _export_one(model: nn.Cell, example: ms.Tensor, path: str, file_format: str) -> str:
     ext = FORMAT_EXTENSIONS[file_format]
+    _forget_export_graphs(model)
     # "_variables": MindSpore's external-weights folder for models over 2 GB; chmod: it writes exports read-only.
     with atomic_path(path, ext, sidecars=("_variables",), chmod=True) as produced:
         if file_format == "ONNX":
@@ -320,3 +338,52 @@ def export_model(
     finally:
         model.set_train(was_training)
     return paths
+
+
+def check_export(
+    model: nn.Cell,
+    path: str,
+    input_shape: Sequence[int],
+    tolerance: float = CHECK_TOLERANCE,
+    seed: int = 0,
+) -> float:
+    """Run an exported file and ``model`` on the same random batch and compare their outputs.
+
+    ONNX files run under onnxruntime, MINDIR files through MindSpore (``nn.GraphCell(mindspore.load(path))``); the
+    model runs in eval mode and is returned to its previous mode.
+
+    Args:
+        model: the network the file was exported from.
+        path: the ``.onnx`` or ``.mindir`` file.
+        input_shape: the exported input shape ``(N, C, H, W)``.
+        tolerance: the largest accepted max relative difference (``max|file - model| / max|model|``).
+        seed: of the standard-normal batch.
+
+    Returns:
+        The max relative difference.
+
+    Raises:
+        ConfigError: a format that cannot be run here (AIR, an unknown extension).
+        BackendError: onnxruntime is missing or cannot load the file, or the difference exceeds ``tolerance``.
+    """
+    fmt = {ext: f for f, ext in FORMAT_EXTENSIONS.items()}.get(os.path.splitext(path)[1].lower())
+    if fmt not in CHECKABLE_FORMATS:
+        raise ConfigError(f"cannot check {path}: --check runs ONNX and MINDIR files (AIR needs Ascend's own tools)")
+    x = np.random.default_rng(seed).standard_normal(tuple(int(d) for d in input_shape)).astype(np.float32)
+    was_training = model.training
+    model.set_train(False)
+    try:
+        expected = model(ms.Tensor(x)).asnumpy()
+    finally:
+        model.set_train(was_training)
+    if fmt == "ONNX":
+        got = run_session(create_session(path), x)
+    else:
+        got = nn.GraphCell(ms.load(path))(ms.Tensor(x)).asnumpy()
+    diff = max_relative_difference(got, expected)
+    if not diff <= tolerance:  # NaN fails too
+        raise BackendError(
+            f"{path} does not reproduce the model: max relative difference {diff:.3g} > {tolerance:g} on a random "
+            f"batch of shape {tuple(x.shape)}; export again, or report the model and format as a bug"
+        )
+    return diff

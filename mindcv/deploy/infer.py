@@ -15,7 +15,7 @@ import json
 import logging
 import os
 from dataclasses import dataclass, field
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 from PIL import Image
@@ -320,7 +320,7 @@ def _batches(files: Sequence[str], batch_size: int) -> Iterator[Sequence[str]]:
 
 
 def classify_files(
-    model: nn.Cell,
+    model: Union[nn.Cell, Callable[[np.ndarray], np.ndarray]],
     files: Sequence[str],
     class_names: Sequence[str],
     data_config: Dict[str, Any],
@@ -332,7 +332,8 @@ def classify_files(
     """Classify ``files`` in batches and return the top-``k`` classes of each.
 
     Args:
-        model: the network (put in eval mode here).
+        model: the network (put in eval mode here), or a predictor mapping a float32 numpy batch to numpy logits
+            (:class:`mindcv.deploy.OnnxRuntimeModel`); a predictor always gets full batches (``fixed_batch``).
         files: image paths, e.g. from :func:`list_images`.
         class_names: one name per model output.
         data_config: from :func:`mindcv.data.resolve_data_config`.
@@ -351,7 +352,11 @@ def classify_files(
     """
     if batch_size < 1 or k < 1:
         raise ConfigError(f"batch_size and topk must be >= 1, got {batch_size} and {k}")
-    model.set_train(False)
+    is_cell = isinstance(model, nn.Cell)
+    if is_cell:
+        model.set_train(False)
+    else:
+        fixed_batch = True  # one input shape: one export and one session
     result = InferenceResult()
     size = data_config["image_size"]
     for chunk in _batches(list(files), batch_size):
@@ -370,7 +375,7 @@ def classify_files(
         batch = np.stack(images)
         if fixed_batch and len(images) < batch_size:
             batch = np.concatenate([batch, np.zeros((batch_size - len(images), 3, size, size), np.float32)])
-        logits = model(ms.Tensor(batch)).asnumpy()[: len(images)]
+        logits = (model(ms.Tensor(batch)).asnumpy() if is_cell else np.asarray(model(batch)))[: len(images)]
         if logits.ndim != 2 or logits.shape[1] != len(class_names):
             raise ConfigError(
                 f"the model outputs shape {logits.shape} but {len(class_names)} class names were given; "

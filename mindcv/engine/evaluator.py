@@ -16,7 +16,8 @@ import csv
 import json
 import math
 import os
-from typing import Any, Dict, Optional
+import time
+from typing import Any, Callable, Dict, Optional, Union
 
 import numpy as np
 
@@ -65,8 +66,30 @@ def save_results(path: str, results: Dict[str, Any]) -> str:
     return path
 
 
+def _metric_sums(logits: Tensor, flipped: Tensor, labels: Tensor, topk: int, hflip: bool, log_views: float) -> Tensor:
+    """(correct top-1, correct top-k, summed cross-entropy, samples) of one padded batch's logits."""
+    logits = logits.astype(ms.float32)
+    valid = labels >= 0
+    target = ops.maximum(labels, 0)  # padded rows (-1) are masked below; any class index will do
+    validf = valid.astype(ms.float32)
+    if hflip:  # a Python bool: one graph per setting
+        # log of the mean of the two softmaxes, via log-sum-exp of the log-softmaxes: the probability of a
+        # confidently wrong class can underflow to 0 in float32, its logarithm must stay finite.
+        views = ops.stack([ops.log_softmax(logits, 1), ops.log_softmax(flipped.astype(ms.float32), 1)])
+        scores = ops.logsumexp(views, 0) - log_views
+        onehot = ops.one_hot(target, scores.shape[1], Tensor(1.0, ms.float32), Tensor(0.0, ms.float32))
+        loss = -(scores * onehot).sum(axis=1)
+    else:
+        scores = logits
+        loss = ops.cross_entropy(logits, target, reduction="none")
+    top1 = (ops.argmax(scores, dim=1).astype(target.dtype) == target).astype(ms.float32)
+    _, indices = ops.topk(scores, topk)
+    topk_hit = (indices.astype(target.dtype) == target.expand_dims(1)).any(axis=1).astype(ms.float32)
+    return ops.stack([(top1 * validf).sum(), (topk_hit * validf).sum(), (loss * validf).sum(), validf.sum()])
+
+
 class _EvalStep(nn.Cell):
-    """(correct top-1, correct top-k, summed cross-entropy, samples) of one padded batch."""
+    """The metric sums of one padded batch, the network's forward pass(es) included in the same graph."""
 
     def __init__(self, network: nn.Cell, topk: int, hflip: bool = False) -> None:
         super().__init__(auto_prefix=False)
@@ -77,32 +100,33 @@ class _EvalStep(nn.Cell):
 
     @ms.jit
     def construct(self, images: Tensor, labels: Tensor) -> Tensor:
-        logits = self.network(images).astype(ms.float32)
-        valid = labels >= 0
-        target = ops.maximum(labels, 0)  # padded rows (-1) are masked below; any class index will do
-        validf = valid.astype(ms.float32)
-        if self.hflip:  # a Python bool: one graph per setting
-            # log of the mean of the two softmaxes, via log-sum-exp of the log-softmaxes: the probability of a
-            # confidently wrong class can underflow to 0 in float32, its logarithm must stay finite.
-            flipped = self.network(ops.flip(images, (3,))).astype(ms.float32)
-            views = ops.stack([ops.log_softmax(logits, 1), ops.log_softmax(flipped, 1)])
-            scores = ops.logsumexp(views, 0) - self.log_views
-            onehot = ops.one_hot(target, scores.shape[1], Tensor(1.0, ms.float32), Tensor(0.0, ms.float32))
-            loss = -(scores * onehot).sum(axis=1)
-        else:
-            scores = logits
-            loss = ops.cross_entropy(logits, target, reduction="none")
-        top1 = (ops.argmax(scores, dim=1).astype(target.dtype) == target).astype(ms.float32)
-        _, indices = ops.topk(scores, self.topk)
-        topk = (indices.astype(target.dtype) == target.expand_dims(1)).any(axis=1).astype(ms.float32)
-        return ops.stack([(top1 * validf).sum(), (topk * validf).sum(), (loss * validf).sum(), validf.sum()])
+        logits = self.network(images)
+        flipped = self.network(ops.flip(images, (3,))) if self.hflip else logits
+        return _metric_sums(logits, flipped, labels, self.topk, self.hflip, self.log_views)
+
+
+class _LogitMetrics(nn.Cell):
+    """The same sums from logits computed elsewhere (a predictor such as the onnxruntime backend)."""
+
+    def __init__(self, topk: int, hflip: bool = False) -> None:
+        super().__init__()
+        self.topk = topk
+        self.hflip = hflip
+        self.log_views = math.log(2.0)
+
+    @ms.jit
+    def construct(self, logits: Tensor, flipped: Tensor, labels: Tensor) -> Tensor:
+        return _metric_sums(logits, flipped, labels, self.topk, self.hflip, self.log_views)
 
 
 class Evaluator:
     """Evaluates a classification network on loaders of ``(image, label)`` batches.
 
     Args:
-        network: The model (put in eval mode during the pass, restored afterwards).
+        network: The model (put in eval mode during the pass, restored afterwards), or a predictor: any callable
+            mapping a float32 ``(N, C, H, W)`` numpy batch to numpy logits, such as
+            :class:`mindcv.deploy.OnnxRuntimeModel`. A predictor's logits go through the same metric code as a
+            model's.
         batch_size: The loaders' batch size; smaller batches are padded to it.
         num_classes: Number of classes (top-k uses ``k = min(5, num_classes)``).
         distribute: Sum the counts over all ranks.
@@ -113,12 +137,12 @@ class Evaluator:
             costs a second forward pass per batch.
 
     Raises:
-        ConfigError: ``tta`` is not one of :data:`TTA_MODES`.
+        ConfigError: ``tta`` is not one of :data:`TTA_MODES`, or ``amp_level`` is not O0 for a predictor.
     """
 
     def __init__(
         self,
-        network: nn.Cell,
+        network: Union[nn.Cell, Callable[[np.ndarray], np.ndarray]],
         batch_size: int,
         num_classes: int,
         distribute: bool = False,
@@ -127,13 +151,26 @@ class Evaluator:
     ) -> None:
         if tta not in TTA_MODES:
             raise ConfigError(f"unknown test-time augmentation '{tta}'; choose one of: {', '.join(TTA_MODES)} (--tta)")
-        network = mixed_precision(network, amp_level)
+        self.is_cell = isinstance(network, nn.Cell)
+        if self.is_cell:
+            network = mixed_precision(network, amp_level)
+        elif amp_level != "O0":
+            raise ConfigError(f"mixed precision {amp_level} applies to MindSpore models only; use --val_amp_level O0")
         self.network = network
         self.batch_size = int(batch_size)
         self.topk = min(5, int(num_classes))
         self.distribute = distribute
         self.tta = tta
-        self._step = _EvalStep(network, self.topk, hflip=tta == "hflip")
+        hflip = tta == "hflip"
+        self.timing: Dict[str, float] = {}
+        self._step = _EvalStep(network, self.topk, hflip) if self.is_cell else _LogitMetrics(self.topk, hflip)
+
+    def _batch_sums(self, images: np.ndarray, labels: np.ndarray) -> Tensor:
+        if self.is_cell:
+            return self._step(Tensor(images), Tensor(labels))
+        logits = self.network(images)
+        flipped = self.network(np.ascontiguousarray(images[..., ::-1])) if self.tta == "hflip" else logits
+        return self._step(Tensor(logits), Tensor(flipped), Tensor(labels))
 
     def _pad(self, images: np.ndarray, labels: np.ndarray):
         short = self.batch_size - len(labels)
@@ -149,20 +186,38 @@ class Evaluator:
         Returns:
             ``{"top1": %, "top5": %, "loss": mean cross-entropy, "num_samples": n}`` (top-k with k =
             ``min(5, num_classes)`` is reported as ``top5``; with ``tta`` they are those of the averaged prediction).
+            The pass's timing is left in :attr:`timing`: ``{"seconds", "first_batch_s", "steady_img_per_s"}``, the
+            first batch (compilation, an export) being timed apart from the rest.
         """
-        was_training = self.network.training
-        self.network.set_train(False)
+        start = time.perf_counter()
+        first_done, images_after_first = None, 0
+        was_training = self.network.training if self.is_cell else False
+        if self.is_cell:
+            self.network.set_train(False)
         total: Optional[Tensor] = None
         try:
             for images, labels in loader.create_tuple_iterator(num_epochs=1, output_numpy=True):
                 if len(labels) > self.batch_size:
                     raise ValueError(f"evaluation batch of {len(labels)} exceeds batch_size={self.batch_size}")
                 images, labels = self._pad(images, labels.astype(np.int32))
-                sums = self._step(Tensor(images), Tensor(labels))
+                sums = self._batch_sums(images, labels)
+                if total is None:
+                    sums.asnumpy()  # one sync, so that the first batch's compilation is timed apart from the rest
+                    first_done = time.perf_counter()
+                else:
+                    images_after_first += int((labels >= 0).sum())
                 total = sums if total is None else total + sums
         finally:
-            self.network.set_train(was_training)
+            if self.is_cell:
+                self.network.set_train(was_training)
         counts = np.zeros(4) if total is None else total.asnumpy().astype(np.float64)
+        end = time.perf_counter()
+        steady = end - first_done if first_done is not None else 0.0
+        self.timing = {
+            "seconds": end - start,
+            "first_batch_s": (first_done or end) - start,
+            "steady_img_per_s": images_after_first / steady if images_after_first and steady > 0 else float("nan"),
+        }
         if self.distribute:
             counts = all_reduce_sum(counts)
         correct1, correctk, loss_sum, n = counts
