@@ -5,10 +5,13 @@
 
 Each (model, mode, task) runs in a fresh process on fixed random inputs (no data loading). The
 ImageNet epoch time is an estimate: steady-state step time x ceil(1,281,167 / global batch). The
-measurements are ``benchmarks/harness.py``'s; past results are in ``docs/performance.md``.
+measurements are ``benchmarks/harness.py``'s; past results are in ``docs/performance.md``. On the CPU,
+with onnxruntime installed, each model also gets an inference row through the onnxruntime backend
+(``validate.py --backend onnxruntime``'s engine, on our exported ONNX file).
 """
 
 import argparse
+import importlib.util
 import json
 import platform
 from typing import Optional, Sequence
@@ -26,11 +29,22 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--global_batch", type=int, default=None, help="for the epoch estimate (default: batch_size)")
     parser.add_argument("--steps", type=int, default=3, help="timed steps per measurement (median reported)")
     parser.add_argument("--warmup", type=int, default=1, help="untimed steps after the compiling first call")
+    parser.add_argument(
+        "--onnxruntime",
+        default="auto",
+        choices=["auto", "yes", "no"],
+        help="add an inference row per model through the onnxruntime backend (auto: on CPU, if it is installed)",
+    )
     parser.add_argument("--json", default="benchmark.json", help="where to write all figures")
     args = parser.parse_args(argv)
     if args.batch_size < 1 or args.image_size < 32 or args.steps < 1:
         parser.error("need --batch_size >= 1, --image_size >= 32 and --steps >= 1")
 
+    onnxruntime = args.onnxruntime == "yes" or (
+        args.onnxruntime == "auto"
+        and args.device_target == "CPU"
+        and importlib.util.find_spec("onnxruntime") is not None
+    )
     print(f"machine: {platform.processor() or platform.machine()}, {platform.system()}; device {args.device_target}")
     print(markdown_table([], header=True))
     rows = benchmark_rows(
@@ -42,6 +56,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         steps=args.steps,
         warmup=args.warmup,
         global_batch=args.global_batch,
+        onnxruntime=onnxruntime,
     )
     print("\n" + markdown_table(rows))
     print("* estimate from the measured step time; ** published by upstream MindCV, not reproduced here")

@@ -27,7 +27,9 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 import numpy as np
 
 import mindspore as ms
+from mindspore import nn
 
+from mindcv.deploy.backends import OnnxRuntimeModel
 from mindcv.engine import TrainStep
 from mindcv.loss import create_loss
 from mindcv.models import create_model
@@ -38,6 +40,8 @@ from mindcv.utils.runtime import setup_context
 __all__ = [
     "measure",
     "measure_torch",
+    "measure_onnxruntime",
+    "TORCH_VARIANTS",
     "profile_ops",
     "profile_ops_torch",
     "op_category",
@@ -141,8 +145,15 @@ def _mindspore_workload(
     device_target: str,
     amp_level: str,
     seed: int,
+    loop: str = "trainstep",
 ) -> Callable[[], Any]:
-    """Set up the context, model and fixed inputs; return a function that runs one step to completion."""
+    """Set up the context, model and fixed inputs; return a function that runs one step to completion.
+
+    ``loop`` (training only): ``"trainstep"``, the trainer's :class:`~mindcv.engine.TrainStep` with the library's
+    optimizer; ``"trainonestepcell"``, MindSpore's own cell ``nn.TrainOneStepCell(nn.WithLossCell(net, loss),
+    nn.Momentum(...))``; or ``"jitfunction"``, the loop of MindSpore's tutorials: a free function under ``@ms.jit``
+    calling ``ms.value_and_grad(...)`` and the optimizer.
+    """
     setup_context(0 if mode == "graph" else 1, device_target, amp_level)  # as train.py: incl. the CPU memory pool
     ms.set_seed(seed)
     rng = np.random.default_rng(seed)
@@ -151,12 +162,42 @@ def _mindspore_workload(
     net = create_model(model_name, num_classes=num_classes)
     if task == "train":
         net.set_train(True)
-        opt = create_optimizer(net, opt="momentum", lr=0.01, momentum=0.9, weight_decay=1e-4)
-        step = TrainStep(net, create_loss("CE"), opt, amp_level=amp_level)
+        if loop == "trainonestepcell":
+            opt = nn.Momentum(net.trainable_params(), learning_rate=0.01, momentum=0.9, weight_decay=1e-4)
+            plain = nn.TrainOneStepCell(nn.WithLossCell(net, nn.CrossEntropyLoss()), opt)
+            plain.set_train(True)
 
-        def run():
-            loss, _ = step(x, y)
-            return loss.asnumpy()  # the host read waits for the step: time whole steps
+            def run():
+                return plain(x, y).asnumpy()
+
+        elif loop == "jitfunction":
+            opt = nn.Momentum(net.trainable_params(), learning_rate=0.01, momentum=0.9, weight_decay=1e-4)
+            loss_fn = nn.CrossEntropyLoss()
+
+            def forward(images, labels):
+                return loss_fn(net(images), labels)
+
+            grad_fn = ms.value_and_grad(forward, None, opt.parameters)
+
+            @ms.jit
+            def train_step(images, labels):
+                loss, grads = grad_fn(images, labels)
+                opt(grads)
+                return loss
+
+            def run():
+                return train_step(x, y).asnumpy()
+
+        elif loop == "trainstep":
+            opt = create_optimizer(net, opt="momentum", lr=0.01, momentum=0.9, weight_decay=1e-4)
+            step = TrainStep(net, create_loss("CE"), opt, amp_level=amp_level)
+
+            def run():
+                loss, _ = step(x, y)
+                return loss.asnumpy()  # the host read waits for the step: time whole steps
+
+        else:
+            raise ValueError(f"loop must be 'trainstep', 'trainonestepcell' or 'jitfunction', got '{loop}'")
 
         run.optimizer = opt  # for profile_ops: the fused optimizer's kernel carries no optimizer scope
         return run
@@ -166,22 +207,42 @@ def _mindspore_workload(
     raise ValueError(f"task must be 'train' or 'infer', got '{task}'")
 
 
+#: How a timm model runs in :func:`measure_torch`: as written, in channels-last memory format, or through
+#: ``torch.compile`` (TorchInductor, its default mode).
+TORCH_VARIANTS = ("eager", "channels_last", "compile")
+
+
 def _torch_workload(
-    model_name: str, task: str, batch_size: int, image_size: int, num_classes: int, threads: Optional[int], seed: int
+    model_name: str,
+    task: str,
+    batch_size: int,
+    image_size: int,
+    num_classes: int,
+    threads: Optional[int],
+    seed: int,
+    variant: str = "eager",
 ) -> Callable[[], Any]:
     """The timm counterpart of :func:`_mindspore_workload`; ``optimizer.step()`` is labelled for the profiler."""
     import timm
     import torch
 
+    if variant not in TORCH_VARIANTS:
+        raise ValueError(f"variant must be one of {TORCH_VARIANTS}, got '{variant}'")
     if threads:
         torch.set_num_threads(threads)
     torch.manual_seed(seed)
     x = torch.randn(batch_size, 3, image_size, image_size)
     y = torch.randint(0, num_classes, (batch_size,))
     net = timm.create_model(model_name, pretrained=False, num_classes=num_classes)
+    if variant == "channels_last":
+        net = net.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    parameters = list(net.parameters())
+    if variant == "compile":
+        net = torch.compile(net)  # compiled on the first call, which the harness times apart
     if task == "train":
         net.train()
-        opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)
+        opt = torch.optim.SGD(parameters, lr=0.01, momentum=0.9, weight_decay=1e-4)
         loss_fn = torch.nn.CrossEntropyLoss()
 
         def run():
@@ -216,6 +277,7 @@ def measure(
     device_target: str = "CPU",
     amp_level: str = "O0",
     seed: int = 0,
+    loop: str = "trainstep",
 ) -> Dict[str, Any]:
     """Time one model's training step or inference batch in this process.
 
@@ -231,13 +293,15 @@ def measure(
         device_target: ``"CPU"``, ``"GPU"`` or ``"Ascend"``.
         amp_level: mixed-precision level of the train step.
         seed: random seed for weights and inputs.
+        loop: the training loop: ``"trainstep"``, ``"trainonestepcell"`` or ``"jitfunction"`` (see
+            :func:`_mindspore_workload`).
 
     Returns:
         A dict with the first-call (compile + first step) time, the median step time, images/s and the
         process's peak resident memory; on GPU/Ascend also the device's peak allocation.
     """
     run = _mindspore_workload(
-        model_name, task, mode, batch_size, image_size, num_classes, device_target, amp_level, seed
+        model_name, task, mode, batch_size, image_size, num_classes, device_target, amp_level, seed, loop
     )
     first, times = _time_steps(run, steps, warmup)
     result = _summarise(times, batch_size, first)
@@ -248,6 +312,8 @@ def measure(
             result["device_peak_gib"] = f"n/a ({type(e).__name__})"
     result.update(framework=f"mindspore {ms.__version__}", model=model_name, task=task, mode=mode)
     result.update(batch_size=batch_size, image_size=image_size, device_target=device_target, amp_level=amp_level)
+    if task == "train":
+        result["loop"] = loop
     return result
 
 
@@ -261,15 +327,51 @@ def measure_torch(
     num_classes: int = 1000,
     threads: Optional[int] = None,
     seed: int = 0,
+    variant: str = "eager",
 ) -> Dict[str, Any]:
-    """The same measurement for a timm model in PyTorch eager mode (fp32, CPU), for side-by-side runs."""
+    """The same measurement for a timm model in PyTorch (fp32, CPU), for side-by-side runs.
+
+    ``variant`` is one of :data:`TORCH_VARIANTS`; with ``"compile"`` the first call includes TorchInductor's compile.
+    """
     import torch
 
-    run = _torch_workload(model_name, task, batch_size, image_size, num_classes, threads, seed)
+    run = _torch_workload(model_name, task, batch_size, image_size, num_classes, threads, seed, variant)
     first, times = _time_steps(run, steps, warmup)
     result = _summarise(times, batch_size, first)
-    result.update(framework=f"torch {torch.__version__} eager", model=model_name, task=task, mode="eager")
+    result.update(framework=f"torch {torch.__version__} {variant}", model=model_name, task=task, mode=variant)
     result.update(batch_size=batch_size, image_size=image_size, threads=torch.get_num_threads())
+    return result
+
+
+def measure_onnxruntime(
+    model_name: str = "res2net50",
+    batch_size: int = 32,
+    image_size: int = 224,
+    steps: int = 5,
+    warmup: int = 1,
+    num_classes: int = 1000,
+    threads: Optional[int] = None,
+    seed: int = 0,
+    cache_dir: Optional[str] = None,
+) -> Dict[str, Any]:
+    """Inference through the onnxruntime backend (:class:`mindcv.deploy.OnnxRuntimeModel`) on our exported model.
+
+    The first call exports the model (or takes it from ``cache_dir``) and checks it against MindSpore; the seed fixes
+    the weights, so repeated measurements reuse one export. Default cache: ``mindcv-bench-onnx`` in the temp folder.
+    """
+    import onnxruntime
+
+    setup_context(0, "CPU")
+    ms.set_seed(seed)
+    x = np.random.default_rng(seed).standard_normal((batch_size, 3, image_size, image_size)).astype(np.float32)
+    net = create_model(model_name, num_classes=num_classes)
+    folder = cache_dir or os.path.join(tempfile.gettempdir(), "mindcv-bench-onnx")
+    runner = OnnxRuntimeModel(net, cache_dir=folder, threads=threads)
+    first, times = _time_steps(lambda: runner(x), steps, warmup)
+    result = _summarise(times, batch_size, first)
+    result.update(framework=f"onnxruntime {onnxruntime.__version__}", model=model_name, task="infer")
+    result.update(mode="onnxruntime", batch_size=batch_size, image_size=image_size, threads=runner.threads)
+    result["max_relative_difference"] = runner.checks[x.shape]
     return result
 
 
@@ -439,7 +541,8 @@ def profile_ops_torch(
 
 
 def run_isolated(kind: str, timeout: float = 3600.0, env: Optional[Dict[str, str]] = None, **kwargs: Any) -> Dict:
-    """Run :func:`measure` (``kind="mindspore"``), :func:`measure_torch` (``"torch"``), :func:`profile_ops`
+    """Run :func:`measure` (``kind="mindspore"``), :func:`measure_torch` (``"torch"``), :func:`measure_onnxruntime`
+    (``"onnxruntime"``), :func:`profile_ops`
     (``"mindspore_ops"``) or :func:`profile_ops_torch` (``"torch_ops"``) in a child process.
 
     PyTorch children run with PyTorch's own oneDNN defaults: mindcv's ``ONEDNN_MAX_CPU_ISA`` cap works around
@@ -477,11 +580,14 @@ def benchmark_rows(
     warmup: int = 1,
     global_batch: Optional[int] = None,
     log=print,
+    onnxruntime: bool = False,
 ) -> List[Dict[str, Any]]:
     """Measure training and inference for every (model, mode), each in its own process.
 
     The epoch time is an estimate, marked as such: the steady-state step time times the steps of one
-    ImageNet-1k epoch (1,281,167 images) at ``global_batch`` (default ``batch_size``, one device).
+    ImageNet-1k epoch (1,281,167 images) at ``global_batch`` (default ``batch_size``, one device). With
+    ``onnxruntime`` each model also gets an inference-only row through the onnxruntime backend (mode
+    ``onnxruntime``; CPU).
     """
     global_batch = global_batch or batch_size
     published = published_top1_top5()
@@ -499,6 +605,15 @@ def benchmark_rows(
                 steps_per_epoch = -(-IMAGENET_TRAIN_IMAGES // global_batch)
                 row["est_imagenet_epoch_h"] = round(train["step_s"] * steps_per_epoch / 3600, 2)
             row["published_top1_top5"] = published.get(model)
+            rows.append(row)
+            log(markdown_table([row], header=False))
+        if onnxruntime:
+            infer = run_isolated(
+                "onnxruntime", model_name=model, batch_size=batch_size, image_size=image_size, steps=steps,
+                warmup=warmup,
+            )  # fmt: skip
+            row = dict(model=model, mode="onnxruntime", batch_size=batch_size, image_size=image_size, device="CPU")
+            row.update(train=None, infer=infer, published_top1_top5=published.get(model))
             rows.append(row)
             log(markdown_table([row], header=False))
     return rows
@@ -523,18 +638,23 @@ def markdown_table(rows: List[Dict[str, Any]], header: bool = True) -> str:
     for r in rows:
         t, i = r["train"], r["infer"]
         acc = r.get("published_top1_top5")
-        err = t.get("error") or i.get("error")
+        err = (t or {}).get("error") or i.get("error")
         if err:
             lines.append(
                 f"| {r['model']} | {r['mode']} | {r['device']} | {r['batch_size']}x{r['image_size']} | "
                 f"failed: {err} |"
             )
             continue
+        if t is None:  # an inference-only row (the onnxruntime backend)
+            train_cells = "– | – | – "
+            first, rss = f"– / {i['first_call_s']:.1f}", f"– / {i['peak_rss_gib']:.2f}"
+        else:
+            train_cells = f"{t['step_s']:.3f} | {t['img_per_s']:.2f} | {_fmt(r.get('est_imagenet_epoch_h'), '.1f')} "
+            first = f"{t['first_call_s']:.1f} / {i['first_call_s']:.1f}"
+            rss = f"{t['peak_rss_gib']:.2f} / {i['peak_rss_gib']:.2f}"
         lines.append(
-            f"| {r['model']} | {r['mode']} | {r['device']} | {r['batch_size']}x{r['image_size']} | "
-            f"{t['step_s']:.3f} | {t['img_per_s']:.2f} | {_fmt(r.get('est_imagenet_epoch_h'), '.1f')} | "
-            f"{i['step_s'] * 1000:.0f} | {i['img_per_s']:.2f} | {t['first_call_s']:.1f} / {i['first_call_s']:.1f} | "
-            f"{t['peak_rss_gib']:.2f} / {i['peak_rss_gib']:.2f} | "
+            f"| {r['model']} | {r['mode']} | {r['device']} | {r['batch_size']}x{r['image_size']} | {train_cells}| "
+            f"{i['step_s'] * 1000:.0f} | {i['img_per_s']:.2f} | {first} | {rss} | "
             f"{f'{acc[0]:.2f} / {acc[1]:.2f}' if acc else '–'} |"
         )
     return "\n".join(lines)
@@ -598,6 +718,7 @@ def format_report(ours: Dict[str, Any], theirs: Optional[Dict[str, Any]]) -> str
 _CHILD_KINDS = {
     "mindspore": measure,
     "torch": measure_torch,
+    "onnxruntime": measure_onnxruntime,
     "mindspore_ops": profile_ops,
     "torch_ops": profile_ops_torch,
 }

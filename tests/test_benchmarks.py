@@ -67,9 +67,20 @@ def test_compare_runs_ours_alone(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "| train32 |" in proc.stdout and "compute ceiling" not in proc.stdout  # no 224 training: no ceiling line
     report = json.loads(out.read_text())
-    (ours,) = report["results"]["train32"]["ours"]
-    assert "error" not in ours, ours
-    assert ours["img_per_s"] > 0 and ours["peak_rss_gib"] > 0 and report["ceiling"] is None
+    runs = report["results"]["train32"]
+    assert sorted(runs) == [  # no torch peers
+        "ours, @ms.jit function (tutorial loop)",
+        "ours, TrainStep (Graph)",
+        "ours, nn.TrainOneStepCell (Graph)",
+    ]
+    for label, (result,) in runs.items():
+        assert "error" not in result, (label, result)
+        assert result["img_per_s"] > 0 and result["peak_rss_gib"] > 0
+    assert {r[0]["loop"] for r in runs.values()} == {"trainstep", "trainonestepcell", "jitfunction"}
+    assert "ceiling" not in report
+    # each row carries its ratio to the best peer of the workload, and the best one is 1.00
+    ratios = [line.split("|")[4].strip() for line in proc.stdout.splitlines() if line.startswith("| train32 |")]
+    assert len(ratios) == 3 and "1.00" in ratios
 
 
 # --- the per-operator breakdown (benchmarks/profile_ops.py) ---
@@ -173,3 +184,17 @@ def test_profile_ops_runs_on_both_frameworks():
 
     layers = sum(isinstance(m, torch.nn.Conv2d) for m in timm.create_model("res2net50_26w_4s").modules())
     assert layers <= theirs["categories"]["convolution"]["count"] <= 3 * layers
+
+
+def test_benchmark_table_has_inference_only_rows():
+    measured = {"step_s": 0.5, "img_per_s": 64.0, "first_call_s": 12.0, "peak_rss_gib": 1.5}
+    rows = [
+        dict(model="res2net50", mode="graph", device="CPU", batch_size=32, image_size=224, train=measured,
+             infer=measured, est_imagenet_epoch_h=5.6, published_top1_top5=(79.35, 94.64)),
+        dict(model="res2net50", mode="onnxruntime", device="CPU", batch_size=32, image_size=224, train=None,
+             infer=measured, published_top1_top5=None),
+    ]  # fmt: skip
+    lines = harness.markdown_table(rows).splitlines()
+    width = lines[0].count("|")
+    assert all(line.count("|") == width for line in lines), lines  # every row has the header's columns
+    assert lines[3].startswith("| res2net50 | onnxruntime | CPU | 32x224 | – | – | – | 500 | 64.00 | – / 12.0 |")
