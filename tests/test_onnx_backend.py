@@ -12,10 +12,12 @@ import sys
 
 import numpy as np
 import pytest
+from PIL import Image
 from scriptutil import TINY, TINY_MODEL, error_lines, load_script, make_image_folder, run_script
 
 import mindspore as ms
 
+from mindcv.data.digits import load_digits
 from mindcv.deploy import backends
 from mindcv.deploy.backends import OnnxRuntimeModel, cached_onnx_export, onnx_cache_key
 from mindcv.deploy.export import check_export, export_model
@@ -77,16 +79,23 @@ def test_validate_backends_agree_on_digits_and_the_export_is_reused(ckpt, tmp_pa
     assert exported.startswith(f"{TINY_MODEL}-4x3x16x16-")
 
 
-def test_validate_backends_agree_on_an_image_folder(tmp_path, capsys):
-    root = make_image_folder(str(tmp_path / "data"), per_class={"val": 3})
-    model = _tiny(5, num_classes=3)
-    path = str(tmp_path / "folder.ckpt")
-    ms.save_checkpoint(model, path)
-    argv = TINY + ["--dataset", "imagenet", "--data_dir", root, "--num_classes", "3", "--ckpt_path", path]
+def test_validate_backends_agree_on_an_image_folder_of_real_digits(ckpt, tmp_path, capsys):
+    """The shipped handwritten digits written out as JPEG and PNG files: decoded, resized and evaluated from disk."""
+    images, labels = load_digits("val")
+    root = tmp_path / "data"
+    for i in range(18):
+        folder = root / "val" / f"digit_{labels[i]}"
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(images[i]).save(folder / f"{i}.{'jpg' if i % 2 else 'png'}")
+    missing = set(range(10)) - {int(label) for label in labels[:18]}
+    for digit in missing:  # ImageNet-style folders: every class has a folder, so the class indices are the digits
+        (root / "val" / f"digit_{digit}").mkdir(parents=True)
+        Image.fromarray(images[list(labels).index(digit)]).save(root / "val" / f"digit_{digit}" / "extra.png")
+    argv = TINY + ["--dataset", "imagenet", "--data_dir", str(root), "--num_classes", "10", "--ckpt_path", ckpt]
     argv += ["--onnx_cache_dir", str(tmp_path / "onnx")]
     reference, _ = _validate(argv + ["--backend", "mindspore"], tmp_path, "ms", capsys)
     ours, _ = _validate(argv + ["--backend", "onnxruntime"], tmp_path, "ort", capsys)
-    assert int(reference["num_samples"]) == 9
+    assert int(reference["num_samples"]) == 18 + len(missing)
     _assert_same_metrics(ours, reference)
 
 
