@@ -21,9 +21,9 @@ from typing import Optional, Sequence  # noqa: E402
 from mindcv.config import CHECKPOINT_MODEL_FLAGS, MODEL_FLAGS, SYSTEM_FLAGS, add_options  # noqa: E402
 from mindcv.data import resolve_data_config  # noqa: E402
 from mindcv.deploy.export import CHECKABLE_FORMATS, check_export, export_model, resolve_formats  # noqa: E402
+from mindcv.deploy.infer import build_inference_model  # noqa: E402
 from mindcv.deploy.onnx_runtime import CHECK_TOLERANCE, import_onnxruntime  # noqa: E402
 from mindcv.errors import ConfigError  # noqa: E402
-from mindcv.deploy.infer import build_inference_model  # noqa: E402
 from mindcv.utils.cli import ArgumentParser, run_main  # noqa: E402
 from mindcv.utils.runtime import setup_context  # noqa: E402
 

@@ -62,20 +62,14 @@ def weights_digest(model: nn.Cell) -> str:
     return digest.hexdigest()
 
 
-def onnx_cache_key(model: nn.Cell, input_shape: Sequence[int], weights: Optional[str] = None) -> str:
-    """The hex key naming the cached ONNX file of ``model`` at ``input_shape`` (see the module docstring).
-
-    Args:
-        model: the network.
-        input_shape: ``(N, C, H, W)``.
-        weights: :func:`weights_digest` of the model when the caller has it already.
-    """
+def onnx_cache_key(model: nn.Cell, input_shape: Sequence[int]) -> str:
+    """The hex key naming the cached ONNX file of ``model`` at ``input_shape`` (see the module docstring)."""
     parts = [
         f"mindcv {__version__}",
         f"mindspore {ms.__version__} opset {ONNX_OPSET}",
         "x".join(str(int(d)) for d in input_shape),
         _ADDRESS.sub("", repr(model)),  # initialiser objects print their address, which differs per process
-        weights or weights_digest(model),
+        weights_digest(model),
     ]
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()
 
